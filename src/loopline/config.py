@@ -1,0 +1,121 @@
+"""One typed settings object: the only place loopline reads its environment.
+
+Resolution of ``LOOPLINE_HOME``: the variable when set; else the nearest
+``.loopline/`` folder found by walking up from the working directory; else
+``~/.loopline``.
+
+>>> s = Settings.from_env({"LOOPLINE_HOME": "/tmp/ll"})
+>>> s.metadata_url
+'sqlite:////tmp/ll/loopline.db'
+>>> s.remote
+False
+>>> Settings.from_env({"LOOPLINE_HOME": "/tmp/ll", "LOOPLINE_TRACKING_URI": "http://h:5000"}).remote
+True
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+__all__ = ["Settings", "get_settings", "reset_settings"]
+
+HOME_DIRNAME = ".loopline"
+
+
+def _find_home(env: Mapping[str, str], cwd: Path) -> Path:
+    if env.get("LOOPLINE_HOME"):
+        return Path(env["LOOPLINE_HOME"]).expanduser().absolute()
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / HOME_DIRNAME
+        if candidate.is_dir():
+            return candidate
+    return Path.home() / HOME_DIRNAME
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _default_user(env: Mapping[str, str]) -> str:
+    if env.get("LOOPLINE_USER"):
+        return env["LOOPLINE_USER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Where loopline keeps things and how it reaches them."""
+
+    home: Path
+    """The embedded store's folder (SQLite database + blobs)."""
+    tracking_uri: str | None = None
+    """``http(s)://host:port`` of a server, or a database URL; None means the embedded store."""
+    artifacts_uri: str | None = None
+    """Where blobs live; defaults to ``<home>/blobs``."""
+    token: str | None = None
+    """Bearer token sent to a remote server."""
+    user: str = "unknown"
+    project: str = "default"
+    fsync: bool = False
+    """Power-loss durability for blob writes (off by default, as in DVC)."""
+    flush_interval: float = 0.2
+    """Seconds between background writes of buffered metrics."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            home=_find_home(env, cwd or Path.cwd()),
+            tracking_uri=env.get("LOOPLINE_TRACKING_URI") or None,
+            artifacts_uri=env.get("LOOPLINE_ARTIFACTS_URI") or None,
+            token=env.get("LOOPLINE_TRACKING_TOKEN") or None,
+            user=_default_user(env),
+            project=env.get("LOOPLINE_PROJECT") or "default",
+            fsync=_truthy(env.get("LOOPLINE_FSYNC")),
+            flush_interval=float(env.get("LOOPLINE_FLUSH_INTERVAL") or 0.2),
+        )
+
+    @property
+    def remote(self) -> bool:
+        """True when the tracking URI names an HTTP server."""
+        return bool(self.tracking_uri) and str(self.tracking_uri).startswith(
+            ("http://", "https://")
+        )
+
+    @property
+    def metadata_url(self) -> str:
+        """The SQLAlchemy URL of the metadata database (embedded SQLite by default)."""
+        if self.tracking_uri and not self.remote:
+            return self.tracking_uri
+        return f"sqlite:///{self.home / 'loopline.db'}"
+
+    @property
+    def blobs_uri(self) -> str:
+        return self.artifacts_uri or str(self.home / "blobs")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env()
+    return _settings
+
+
+def reset_settings(settings: Settings | None = None) -> None:
+    """Forget (or replace) the cached settings; for tests and long-lived hosts."""
+    global _settings
+    _settings = settings

@@ -1,0 +1,1 @@
+"""Storage: the metadata database (``store.metadata``) and content-addressed blobs (``store.blobs``)."""
