@@ -1,0 +1,1 @@
+"""The loopline server: native REST API, MLflow-compatible API, web UI."""

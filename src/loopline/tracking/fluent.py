@@ -1,0 +1,427 @@
+"""The fluent tracking API: module-level functions over a process-wide client.
+
+>>> import loopline
+>>> _ = loopline.set_experiment("fluent-doc")
+>>> with loopline.start_run(run_name="demo") as run:
+...     loopline.log_param("model", "rf")
+...     for step in range(3):
+...         loopline.log_metric("loss", 1.0 / (step + 1), step=step)
+>>> loopline.get_run(run.info.run_id).data.metrics["loss"]
+0.3333333333333333
+>>> loopline.search_runs(filter_string="params.model = 'rf'")["run_id"].tolist() == [run.info.run_id]
+True
+
+Runs started in a thread belong to that thread's stack; a thread with no run of
+its own logs to the run most recently started in the main thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Literal
+
+from loopline.config import get_settings, reset_settings
+from loopline.errors import InvalidArgumentError, InvalidStateError, NotFoundError
+from loopline.tracking.entities import RunStatus
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
+
+    import pandas as pd
+
+    from loopline.client.client import Client
+    from loopline.tracking.entities import Experiment, Metric, Run, RunData, RunInfo
+
+__all__ = [
+    "ActiveRun",
+    "active_run",
+    "delete_tag",
+    "end_run",
+    "flush",
+    "get_client",
+    "get_metric_history",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+_experiment_id: str | None = None
+_local = threading.local()
+_main_stack: list[ActiveRun] = []
+_last: ActiveRun | None = None
+_valid_keys: set[str] = set()
+
+
+def get_client() -> Client:
+    """The process-wide client the fluent functions use."""
+    global _client
+    if _client is None:
+        with _client_lock:
+            if _client is None:
+                from loopline.client.client import Client
+
+                _client = Client()
+    return _client
+
+
+def set_tracking_uri(uri: str | None) -> None:
+    """Point the fluent API at a server (``http://...``), a database URL, or None for the default."""
+    global _client, _experiment_id
+    if _client is not None:
+        _client.close()
+    _client = None
+    _experiment_id = None
+    reset_settings(get_settings().with_(tracking_uri=uri))
+
+
+def get_tracking_uri() -> str:
+    settings = get_settings()
+    return settings.tracking_uri or settings.metadata_url
+
+
+def _stack() -> list[ActiveRun]:
+    if threading.current_thread() is threading.main_thread():
+        return _main_stack
+    stack: list[ActiveRun] | None = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+class ActiveRun:
+    """The run a ``with start_run():`` block logs to; ends it on exit."""
+
+    def __init__(self, info: RunInfo) -> None:
+        self.info = info
+
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id
+
+    @property
+    def data(self) -> RunData:
+        return get_client().get_run(self.info.run_id).data
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        if self in _stack():
+            end_run(status.value, _run=self)
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun {self.info.run_id} {self.info.run_name!r}>"
+
+
+def set_experiment(name: str | None = None, *, experiment_id: str | None = None) -> Experiment:
+    """Make an experiment current for new runs, creating it (by name) when missing."""
+    global _experiment_id
+    client = get_client()
+    if experiment_id is not None:
+        exp = client.get_experiment(experiment_id)
+    elif name:
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            from loopline.errors import AlreadyExistsError
+
+            try:
+                client.create_experiment(name)
+            except AlreadyExistsError:  # created by another process meanwhile
+                pass
+            found = client.get_experiment_by_name(name)
+        if found is None:
+            raise NotFoundError(f"experiment {name!r} could not be created")
+        exp = found
+    else:
+        raise InvalidArgumentError("set_experiment needs a name or an experiment_id")
+    if exp.lifecycle_stage != "active":
+        raise InvalidStateError(
+            f"experiment {exp.name!r} is deleted",
+            hint=f"restore it with `loopline experiments restore {exp.experiment_id}`",
+        )
+    _experiment_id = exp.experiment_id
+    return exp
+
+
+def start_run(
+    run_id: str | None = None,
+    *,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+) -> ActiveRun:
+    """Start (or resume, with ``run_id``) a run and make it active.
+
+    A run started while another is active must say ``nested=True``; it becomes a
+    child of the active one.
+    """
+    global _last
+    stack = _stack()
+    if stack and not nested:
+        raise InvalidStateError(
+            f"run {stack[-1].info.run_id} is already active",
+            hint="end it with end_run(), or pass nested=True to start a child run",
+        )
+    client = get_client()
+    if run_id is not None:
+        run = client.get_run(run_id)
+        if run.info.lifecycle_stage != "active":
+            raise InvalidStateError(f"run {run_id} is deleted; restore it first")
+        client.update_run(run_id, status=RunStatus.RUNNING.value)
+        client._params[run_id] = dict(run.data.params)
+        info = run.info
+        info.status = RunStatus.RUNNING.value
+    else:
+        parent = parent_run_id or (stack[-1].info.run_id if stack else None)
+        all_tags = {k: str(v) for k, v in (tags or {}).items()}
+        if description:
+            all_tags["loopline.note"] = description
+        info = client.new_run(
+            experiment_id or _experiment_id or "0",
+            run_name=run_name,
+            tags=all_tags,
+            parent_run_id=parent,
+        )
+    active = ActiveRun(info)
+    stack.append(active)
+    _last = active
+    return active
+
+
+def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None) -> None:
+    """End the active run (and flush what was logged to it)."""
+    stack = _stack()
+    if not stack:
+        return
+    run = _run or stack[-1]
+    # Ending a parent ends the children still open above it.
+    while stack:
+        top = stack.pop()
+        get_client().set_terminated(top.info.run_id, status)
+        top.info.status = status
+        if top is run:
+            break
+
+
+def active_run() -> ActiveRun | None:
+    """The run logging calls go to, or None."""
+    stack = _stack()
+    if stack:
+        return stack[-1]
+    return _main_stack[-1] if _main_stack else None
+
+
+def last_active_run() -> Run | None:
+    """The most recently started run (even when it has ended)."""
+    return get_run(_last.info.run_id) if _last is not None else None
+
+
+def _run_id() -> str:
+    run = active_run()
+    if run is None:
+        run = start_run()
+    return run.info.run_id
+
+
+def _check_key(key: str, what: str) -> None:
+    if key not in _valid_keys:
+        from loopline.tracking.service import check_key
+
+        check_key(key, what)
+        _valid_keys.add(key)
+
+
+def log_metric(
+    key: str,
+    value: float,
+    step: int | None = None,
+    *,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+) -> None:
+    """Log one point of a metric; returns at once (the write happens in the background).
+
+    NaN and infinities are kept as they are.
+    """
+    # The hot path: keep it to a handful of attribute reads and one append.
+    if key not in _valid_keys:
+        _check_key(key, "metric")
+    client = _client if _client is not None else get_client()
+    writer = client._writer if client._writer is not None else client.writer
+    if writer.error is not None:
+        writer.raise_pending()
+    writer.metric(
+        run_id or _run_id(),
+        key,
+        float(value),
+        timestamp or int(time.time() * 1000),
+        step or 0,
+    )
+
+
+def log_metrics(
+    metrics: dict[str, float],
+    step: int | None = None,
+    *,
+    timestamp: int | None = None,
+    run_id: str | None = None,
+) -> None:
+    ts = timestamp or int(time.time() * 1000)
+    rid = run_id or _run_id()
+    for key, value in metrics.items():
+        log_metric(key, value, step, timestamp=ts, run_id=rid)
+
+
+def log_param(key: str, value: Any, *, run_id: str | None = None) -> Any:
+    """Log a param; logging it again with a different value is refused."""
+    _check_key(key, "param")
+    from loopline.tracking.service import LIMITS, check_value
+
+    text = value if isinstance(value, str) else str(value)
+    check_value(text, LIMITS.param_value, "param", key)
+    get_client().log_param(run_id or _run_id(), key, text)
+    return value
+
+
+def log_params(params: dict[str, Any], *, run_id: str | None = None) -> None:
+    rid = run_id or _run_id()
+    for key, value in params.items():
+        log_param(key, value, run_id=rid)
+
+
+def set_tag(key: str, value: Any, *, run_id: str | None = None) -> None:
+    _check_key(key, "tag")
+    from loopline.tracking.service import LIMITS, check_value
+
+    text = str(value)
+    check_value(text, LIMITS.tag_value, "tag", key)
+    get_client().set_tag(run_id or _run_id(), key, text)
+
+
+def set_tags(tags: dict[str, Any], *, run_id: str | None = None) -> None:
+    rid = run_id or _run_id()
+    for key, value in tags.items():
+        set_tag(key, value, run_id=rid)
+
+
+def delete_tag(key: str, *, run_id: str | None = None) -> None:
+    get_client().delete_tag(run_id or _run_id(), key)
+
+
+def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    """Store a local file among the active run's artifacts (under ``artifact_path``)."""
+    get_client().log_artifact(_run_id(), local_path, artifact_path)
+
+
+def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    """Store a folder's files among the active run's artifacts."""
+    get_client().log_artifacts(_run_id(), local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    get_client().log_text(_run_id(), text, artifact_file)
+
+
+def log_dict(dictionary: dict[str, Any], artifact_file: str) -> None:
+    """Store a dict as JSON (or YAML for ``.yaml``/``.yml`` names)."""
+    get_client().log_dict(_run_id(), dictionary, artifact_file)
+
+
+def log_figure(figure: Any, artifact_file: str) -> None:
+    """Store a matplotlib figure as an image artifact."""
+    get_client().log_figure(_run_id(), figure, artifact_file)
+
+
+def get_run(run_id: str) -> Run:
+    return get_client().get_run(run_id)
+
+
+def get_metric_history(run_id: str, key: str) -> list[Metric]:
+    return get_client().get_metric_history(run_id, key)
+
+
+def flush() -> None:
+    """Store everything logged so far; raises the error of a failed background write."""
+    if _client is not None:
+        _client.flush()
+
+
+def search_runs(
+    experiment_ids: list[str] | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+    *,
+    max_results: int = 100_000,
+    view: str = "active",
+    experiment_names: list[str] | None = None,
+    output_format: Literal["pandas", "list"] = "pandas",
+) -> pd.DataFrame | list[Run]:
+    """Runs matching an MLflow-syntax filter, as a DataFrame (default) or a list.
+
+    ``filter_string`` example: ``"metrics.auc > 0.9 and params.model = 'rf'"``;
+    ``order_by`` example: ``["metrics.auc DESC"]``.
+    """
+    client = get_client()
+    ids = [str(e) for e in experiment_ids or []]
+    for name in experiment_names or []:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise NotFoundError(f"experiment {name!r} does not exist")
+        ids.append(exp.experiment_id)
+    if not ids:
+        ids = [_experiment_id or "0"]
+    if output_format == "list":
+        return client.search_all_runs(
+            ids, filter_string, order_by, view=view, max_results=max_results
+        )
+    return client.search_runs_df(ids, filter_string, order_by, view=view, max_results=max_results)
+
+
+def _at_exit() -> None:
+    # Finish what is still open, as MLflow does, and never lose buffered points.
+    try:
+        while _main_stack:
+            end_run(RunStatus.FINISHED.value)
+        if _client is not None:
+            _client.close()
+    except Exception as exc:  # pragma: no cover - reported, the process is ending anyway
+        import sys
+
+        print(f"loopline: could not store buffered tracking data at exit: {exc}", file=sys.stderr)
+
+
+atexit.register(_at_exit)

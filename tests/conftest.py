@@ -1,0 +1,87 @@
+"""Fixtures shared by every test.
+
+- ``postgres_base_url`` (session): a reachable PostgreSQL server's URL;
+  ``LOOPLINE_TEST_POSTGRES_URL`` when set (CI), else a throw-away server.
+- ``metadata_url``: a fresh, empty metadata store URL, once per backend
+  (ids ``sqlite`` and ``postgresql``; the latter is marked ``postgres``).
+- ``db``: a migrated :class:`~loopline.store.metadata.Database` on ``metadata_url``.
+- every test gets its own ``LOOPLINE_HOME`` and fresh settings (autouse).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loopline.config import reset_settings
+from loopline.store.metadata import Database
+from loopline.testing.postgres import (
+    PostgresUnavailableError,
+    TemporaryPostgres,
+    isolated_schema_url,
+    ping_postgres,
+)
+
+POSTGRES_URL_VAR = "LOOPLINE_TEST_POSTGRES_URL"
+_CLEARED_VARS = ("LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_TRACKING_TOKEN")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No test reads or writes ~/.loopline or a configured remote store."""
+    home = tmp_path / "loopline-home"
+    monkeypatch.setenv("LOOPLINE_HOME", str(home))
+    for name in _CLEARED_VARS:
+        monkeypatch.delenv(name, raising=False)
+    reset_settings()
+    yield home
+    reset_settings()
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url() -> Iterator[str]:
+    """The URL of a PostgreSQL database tests may create schemas in.
+
+    A server named by ``LOOPLINE_TEST_POSTGRES_URL`` must answer: when it does not,
+    every PostgreSQL test fails (a skip would hide a broken CI service).
+    """
+    url = os.environ.get(POSTGRES_URL_VAR)
+    if url:
+        try:
+            ping_postgres(url)
+        except PostgresUnavailableError as exc:
+            pytest.fail(f"{POSTGRES_URL_VAR} is set but unusable: {exc}", pytrace=False)
+        yield url
+        return
+    with TemporaryPostgres() as server:
+        yield server.url
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+    ]
+)
+def metadata_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty metadata store: a new SQLite file, or a new PostgreSQL schema that is
+    dropped afterwards. PostgreSQL is only started when a test asks for it."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'metadata' / 'loopline.db'}"
+        return
+    base_url: str = request.getfixturevalue("postgres_base_url")
+    with isolated_schema_url(base_url) as url:
+        yield url
+
+
+@pytest.fixture
+def db(metadata_url: str) -> Iterator[Database]:
+    """A migrated metadata database on ``metadata_url``, closed afterwards."""
+    database = Database(metadata_url)
+    try:
+        yield database
+    finally:
+        database.close()
