@@ -30,7 +30,7 @@ from loopline.errors import InvalidArgumentError, StoreError
 __all__ = ["HEAD_REVISION", "Database"]
 
 # The newest migration; tests check it matches the Alembic script directory.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x100F11E
 
