@@ -1,0 +1,45 @@
+"""The server's app factory.
+
+Each capability contributes routers; this module only assembles them, installs
+the error edge and the request-size limit, and holds the shared service.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from loopline._version import __version__
+from loopline.server.errors import install_error_handlers
+
+if TYPE_CHECKING:
+    from loopline.tracking.service import TrackingService
+
+__all__ = ["create_app"]
+
+
+def create_app(service: TrackingService, *, max_body_bytes: int = 256 * 1024 * 1024) -> FastAPI:
+    """A FastAPI app answering for ``service`` (the native API, MLflow's API, health)."""
+    app = FastAPI(
+        title="loopline",
+        version=__version__,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.service = service
+    app.state.max_body_bytes = max_body_bytes
+    install_error_handlers(app)
+
+    from loopline.server.api import router as native_router
+    from loopline.server.mlflow_compat import routers as mlflow_routers
+
+    app.include_router(native_router)
+    for router in mlflow_routers():
+        app.include_router(router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app
