@@ -11,8 +11,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,6 +23,10 @@ from loopline.testing.postgres import (
     isolated_schema_url,
     ping_postgres,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 POSTGRES_URL_VAR = "LOOPLINE_TEST_POSTGRES_URL"
 _CLEARED_VARS = ("LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_TRACKING_TOKEN")

@@ -31,12 +31,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import warnings
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from loopline.errors import LooplineError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from types import TracebackType
 
 __all__ = [
     "PostgresUnavailableError",
@@ -295,28 +298,46 @@ class TemporaryPostgres:
             os.chown(self.directory, self._owner.pw_uid, self._owner.pw_gid)
         self.directory.chmod(0o700)
 
-    def _popen_kwargs(self) -> dict[str, object]:
+    def _spawn(self, cmd: list[str], *, die_with_parent: bool = False) -> subprocess.Popen[bytes]:
+        """Run ``cmd`` in the directory, as the unprivileged owner when we are root, with
+        its output appended to :attr:`log_path`."""
+        owner = self._owner
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        kwargs: dict[str, object] = {"cwd": self._require_dir(), "env": env}
-        if self._owner is not None:
-            env["HOME"] = str(self._require_dir())
-            env["USER"] = env["LOGNAME"] = self._owner.pw_name
-            kwargs.update(user=self._owner.pw_uid, group=self._owner.pw_gid, extra_groups=[])
-        return kwargs
+        if owner is not None:
+            env.update(HOME=str(self._require_dir()), USER=owner.pw_name, LOGNAME=owner.pw_name)
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(
+                cmd,
+                cwd=self._require_dir(),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                user=None if owner is None else owner.pw_uid,
+                group=None if owner is None else owner.pw_gid,
+                extra_groups=None if owner is None else [],
+                preexec_fn=_die_with_parent() if die_with_parent else None,
+            )
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
 
     def _initdb(self, bin_dir: Path) -> None:
         cmd = [str(bin_dir / "initdb"), "-D", str(self.data_dir), "-U", "postgres"]
         cmd += ["-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]
-        done = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            check=False,
-            **self._popen_kwargs(),  # type: ignore[call-overload]
-        )
-        if done.returncode != 0:
+        initdb = self._spawn(cmd)
+        try:
+            code = initdb.wait()
+        except BaseException:  # e.g. Ctrl-C: do not leave initdb writing into a deleted dir
+            initdb.kill()
+            initdb.wait()
+            raise
+        if code != 0:
             raise PostgresUnavailableError(
-                f"initdb failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}",
+                f"initdb failed (exit {code}):\n{self._log_tail()}",
                 hint="check that the postgres user can write to the temporary directory",
             )
 
@@ -328,29 +349,22 @@ class TemporaryPostgres:
             cmd += ["-k", str(self._require_dir())]
             for name, value in self.settings.items():
                 cmd += ["-c", f"{name}={value}"]
-            with self.log_path.open("ab") as log:
-                self._process = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_die_with_parent(),
-                    **self._popen_kwargs(),  # type: ignore[arg-type]
-                )
+            self._process = self._spawn(cmd, die_with_parent=True)
             if self._wait_ready():
                 return
-            log_text = self.log_path.read_text(errors="replace")
             self._process = None
+            log_text = self._log_tail()
             if "could not bind" not in log_text or attempt == 4:
                 raise PostgresUnavailableError(
-                    f"the temporary PostgreSQL server did not start:\n{log_text[-3000:]}",
+                    f"the temporary PostgreSQL server did not start:\n{log_text}",
                     hint=f"see the log above; the data directory was {self.data_dir}",
                 )
 
     def _wait_ready(self) -> bool:
         """Wait until the postmaster says "ready" in postmaster.pid and accepts TCP
         connections (what ``pg_ctl -w`` checks); False if it exited instead."""
-        assert self._process is not None and self.port is not None
+        assert self._process is not None
+        assert self.port is not None
         pid_file = self.data_dir / "postmaster.pid"
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
@@ -417,8 +431,8 @@ def isolated_schema_url(base_url: str) -> Iterator[str]:
     """A URL into a new, empty schema ``t_<hex>`` of ``base_url``'s database, which is
     dropped (CASCADE) on exit.
 
-    Close every engine on the URL before leaving; connections still open at that point
-    are terminated so the drop cannot hang.
+    Close every engine on the URL before leaving: connections still open at that point
+    are terminated (so the drop cannot hang) and reported with a ResourceWarning.
     """
     import sqlalchemy as sa
 
@@ -431,14 +445,21 @@ def isolated_schema_url(base_url: str) -> Iterator[str]:
             yield schema_url(base_url, schema)
         finally:
             with engine.begin() as conn:
-                conn.execute(
+                leaked = conn.execute(
                     sa.text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                         "WHERE application_name = :app AND pid <> pg_backend_pid()"
                     ),
                     {"app": f"loopline-{schema}"},
-                )
+                ).scalar_one()
                 conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            if leaked:
+                warnings.warn(
+                    f"{leaked} connection(s) to schema {schema} were still open and have "
+                    "been terminated: close every Database/engine before the schema goes",
+                    ResourceWarning,
+                    stacklevel=3,
+                )
     finally:
         engine.dispose()
 
