@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["Settings", "get_settings", "reset_settings"]
 

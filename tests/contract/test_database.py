@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from loopline.store.metadata import HEAD_REVISION, Database
+from loopline.store.metadata.database import VERSION_TABLE
 from loopline.store.metadata.schema import metadata
 from loopline.testing.postgres import TemporaryPostgres, isolated_schema_url, ping_postgres
 
@@ -42,7 +43,7 @@ def _count(db: Database, table: str) -> int:
 def test_migrations_create_every_table(db: Database) -> None:
     with db.read() as conn:
         tables = set(sa.inspect(conn).get_table_names())
-    assert set(metadata.tables) | {"alembic_version"} == tables
+    assert set(metadata.tables) | {"loopline_alembic_version"} == tables
 
 
 def test_default_project_and_experiment_exist(db: Database) -> None:
@@ -79,7 +80,9 @@ def test_head_revision_matches_the_migration_scripts(db: Database) -> None:
 
 def test_migrations_build_exactly_the_declared_schema(db: Database) -> None:
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
         diff = compare_metadata(context, metadata)
     assert diff == []
 
@@ -89,18 +92,7 @@ def _open_store(url: str, barrier: Barrier) -> None:
     Database(url).close()
 
 
-def test_two_processes_open_a_fresh_store_at_once(
-    metadata_url: str, request: pytest.FixtureRequest
-) -> None:
-    if metadata_url.startswith("sqlite"):
-        # Remove once Database's SQLite connect hook tolerates a busy WAL switch.
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="known bug: PRAGMA journal_mode=WAL on connect raises 'database is "
-                "locked' (no busy wait) when two processes open a fresh file at once",
-                strict=False,
-            )
-        )
+def test_two_processes_open_a_fresh_store_at_once(metadata_url: str) -> None:
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(2)
     workers = [spawn.Process(target=_open_store, args=(metadata_url, barrier)) for _ in "ab"]
@@ -172,7 +164,7 @@ def test_isolated_schema_holds_every_table_and_is_dropped(postgres_base_url: str
     engine = sa.create_engine(postgres_base_url, poolclass=sa.pool.NullPool)
     query = sa.text(
         "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_name IN ('alembic_version', 'runs')"
+        "WHERE table_name IN ('loopline_alembic_version', 'runs')"
     )
     try:
         with engine.connect() as conn:
@@ -187,7 +179,7 @@ def test_isolated_schema_holds_every_table_and_is_dropped(postgres_base_url: str
             with engine.connect() as conn:
                 added = set(conn.execute(query).all()) - before
             assert schema.startswith("t_")
-            assert added == {(schema, "alembic_version"), (schema, "runs")}
+            assert added == {(schema, "loopline_alembic_version"), (schema, "runs")}
         with engine.connect() as conn:
             assert set(conn.execute(query).all()) == before
             gone = sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s")

@@ -9,10 +9,11 @@ server itself answers with a ``TrackingService``, so both paths run the same cod
 from __future__ import annotations
 
 import abc
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from loopline.events import Event
     from loopline.tracking.entities import ArtifactFile, Experiment, Metric, Run, RunWrites
 

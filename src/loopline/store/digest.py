@@ -23,7 +23,7 @@ ALGO = "blake3"
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-def Hasher() -> Any:  # noqa: N802 - a factory standing in for the hash class
+def Hasher() -> Any:
     """A fresh incremental blake3 hasher (imported lazily)."""
     import blake3
 

@@ -405,7 +405,7 @@ def _stop_leftovers() -> None:
 def schema_url(base_url: str, schema: str) -> str:
     """``base_url`` with connections that work in ``schema`` (their ``search_path``).
 
-    Alembic's ``alembic_version`` and every table then land in that schema. The
+    Alembic's ``loopline_alembic_version`` and every table then land in that schema. The
     connections also carry ``application_name=loopline-<schema>``.
     """
     import sqlalchemy as sa

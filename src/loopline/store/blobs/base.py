@@ -11,11 +11,13 @@ Two areas live in one store:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from loopline.store.digest import Digest
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+
+    from loopline.store.digest import Digest
 
 __all__ = ["BlobStore", "open_blob_store", "register_blob_store"]
 

@@ -16,14 +16,16 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from loopline.errors import IntegrityError, NotFoundError
 from loopline.store.blobs.base import BlobStore
 from loopline.store.digest import ALGO, Digest, Hasher
 from loopline.store.paths import safe_relpath
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["LocalBlobStore"]
 

@@ -17,15 +17,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
 
-from loopline.errors import InvalidArgumentError, StoreError
+from loopline.errors import AlreadyExistsError, InvalidArgumentError, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["HEAD_REVISION", "Database"]
 
@@ -33,6 +36,30 @@ __all__ = ["HEAD_REVISION", "Database"]
 HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_LOCK_KEY = 0x100F11E
+# Not Alembic's default name, so a database shared with another tool (MLflow) is safe.
+VERSION_TABLE = "loopline_alembic_version"
+
+
+def _ensure_wal(cur: Any) -> None:
+    """Switch a database to WAL once; the mode is persistent, so later opens only read it.
+
+    Switching needs an exclusive lock and does not honour the busy timeout, so two
+    processes opening a fresh store at once retry instead of failing.
+    """
+    import sqlite3
+    import time
+
+    for attempt in range(200):
+        try:
+            mode = cur.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() in ("wal", "memory"):
+                return
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.01 + 0.001 * attempt)
 
 
 def _sqlite_path(url: sa.URL) -> Path | None:
@@ -88,9 +115,9 @@ class Database:
             # Let us issue BEGIN ourselves (pysqlite's own transaction handling is off).
             dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=60000")
+            _ensure_wal(cur)
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
@@ -126,13 +153,26 @@ class Database:
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection inside a read transaction (one consistent snapshot)."""
-        with self._guard(), self.engine.connect() as conn, conn.begin():
-            yield conn
+        with self._guard(), self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                # READ COMMITTED would let a commit show up between two statements.
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            with conn.begin():
+                yield conn
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
         try:
             yield
+        except sa.exc.IntegrityError as exc:
+            # Two writers raced for the same unique key (check-then-insert on PostgreSQL,
+            # whose writers do not queue like SQLite's BEGIN IMMEDIATE ones).
+            raise AlreadyExistsError(
+                f"a concurrent write stored the same record first: {exc.orig}",
+                hint="retry the operation",
+            ) from exc
         except sa.exc.OperationalError as exc:
             raise StoreError(
                 f"the metadata database failed: {exc.orig}",
@@ -150,9 +190,9 @@ class Database:
     # -- migrations ------------------------------------------------------------------
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:
-            if not sa.inspect(conn).has_table("alembic_version"):
+            if not sa.inspect(conn).has_table(VERSION_TABLE):
                 return None
-            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            return conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
     def ensure_schema(self) -> None:
         """Bring the schema to the head revision unless it is there already."""
@@ -164,10 +204,17 @@ class Database:
         """Run Alembic migrations up to ``revision`` under a cross-process lock."""
         with self._migration_lock() as conn:
             from alembic import command
+            from alembic.util import CommandError
 
             config = self.alembic_config()
             config.attributes["connection"] = conn
-            command.upgrade(config, revision)
+            try:
+                command.upgrade(config, revision)
+            except CommandError as exc:
+                raise StoreError(
+                    f"cannot migrate {self.safe_url}: {exc}",
+                    hint="a newer loopline created this store: upgrade loopline",
+                ) from exc
 
     def alembic_config(self) -> Any:
         from alembic.config import Config

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from loopline.store.metadata.database import VERSION_TABLE
 from loopline.store.metadata.schema import metadata
 
 config = context.config
@@ -16,6 +17,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    version_table=VERSION_TABLE,
 )
 with context.begin_transaction():
     context.run_migrations()
