@@ -128,26 +128,26 @@ def check_comparison(
         return InvalidArgumentError(f"invalid clause `{clause}`: {reason}", hint=hint)
 
     if entity == "metric":
-        shown = display_key(entity, key)
         _check_op(op, NUMERIC_OPS, "metrics", fail)
-        return key, float(_number(value, shown, fail))
+        return key, float(_number(value, "metrics", display_key(entity, key), fail))
     if entity in ("param", "tag"):
-        _check_op(op, KEY_VALUE_OPS, _PREFIX[entity], fail)
-        return key, _strings(value, display_key(entity, key), op, fail)
+        what = _PREFIX[entity]
+        _check_op(op, KEY_VALUE_OPS, what, fail)
+        return key, _strings(value, what, display_key(entity, key), op, fail)
     name = attribute_name(key)
     if name is None:
         valid = ", ".join(sorted(ATTRIBUTES))
         raise fail(f"unknown attribute {key!r}", f"attributes are {valid}")
     kind = ATTRIBUTES[name].kind
-    shown = display_key("attribute", name)
+    what, shown = f"attribute {name}", display_key("attribute", name)
     if kind == "number":
-        _check_op(op, NUMERIC_OPS, f"attribute {name}", fail)
-        return name, _number(value, shown, fail)
+        _check_op(op, NUMERIC_OPS, what, fail)
+        return name, _number(value, what, shown, fail)
     if kind == "id":
-        _check_op(op, ID_OPS, f"attribute {name}", fail)
+        _check_op(op, ID_OPS, what, fail)
         return name, _ids(value, fail)
-    _check_op(op, STRING_OPS, f"attribute {name}", fail)
-    return name, _strings(value, shown, op, fail)
+    _check_op(op, STRING_OPS, what, fail)
+    return name, _strings(value, what, shown, op, fail)
 
 
 def _check_op(op: str, allowed: frozenset[str], what: str, fail: _Fail) -> None:
@@ -156,9 +156,9 @@ def _check_op(op: str, allowed: frozenset[str], what: str, fail: _Fail) -> None:
         raise fail(f"{op} does not apply to {what}", f"{what} compare with {ops}")
 
 
-def _number(value: Value, shown: str, fail: _Fail) -> int | float:
+def _number(value: Value, what: str, shown: str, fail: _Fail) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise fail("this compares with numbers", f"compare with a number: {shown} > 0.5")
+        raise fail(f"{what} compare with numbers, not {value!r}", f"for example {shown} > 0.5")
     if isinstance(value, float) and math.isnan(value):
         raise fail("nothing compares with NaN", "NaN values never match a comparison")
     if isinstance(value, int) and abs(value) > _MAX_INT:
@@ -166,14 +166,28 @@ def _number(value: Value, shown: str, fail: _Fail) -> int | float:
     return value
 
 
-def _strings(value: Value, shown: str, op: str, fail: _Fail) -> Value:
+def _strings(value: Value, what: str, shown: str, op: str, fail: _Fail) -> Value:
     if op in ("IS NULL", "IS NOT NULL"):
         return None
     items = value if isinstance(value, tuple) else (value,)
     for item in items:
         if not isinstance(item, str):
-            raise fail("this compares with quoted strings", f"quote the value: {shown} = '{item}'")
+            raise fail(
+                f"{what} compare with quoted strings, not {item!r}",
+                f"quote the value: {shown} = '{item}'",
+            )
+    if op in ("LIKE", "ILIKE") and isinstance(value, str) and _ends_with_escape(value):
+        raise fail(
+            "the pattern ends with a lone backslash (LIKE's escape character)",
+            r"match a backslash with four in the filter: LIKE 'a\\\\'",
+        )
     return value
+
+
+def _ends_with_escape(pattern: str) -> bool:
+    # A backslash escapes the next character in LIKE patterns; count the run at the end.
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return trailing % 2 == 1
 
 
 def _ids(value: Value, fail: _Fail) -> Value:

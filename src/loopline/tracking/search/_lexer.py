@@ -21,7 +21,7 @@ __all__ = ["Token", "tokenize"]
 Kind = Literal["word", "quoted", "string", "number", "op", "(", ")", ",", "end"]
 
 _OPERATOR_CHARS = "=!<>"
-_PUNCTUATION = "(),"
+_PUNCTUATION: dict[str, Kind] = {"(": "(", ")": ")", ",": ","}
 # Accepted so the parser can reject them with a hint rather than a bare "unexpected".
 _OPERATORS = ("<=", ">=", "!=", "==", "<>", "=", "<", ">")
 _SPECIAL_NUMBERS = {"inf": float("inf"), "infinity": float("inf"), "nan": float("nan")}
@@ -65,7 +65,7 @@ def _next_token(text: str, pos: int) -> Token:
     if char.isalpha() or char == "_":
         return _word(text, pos)
     if char in _PUNCTUATION:
-        return Token(char, char, char, pos, pos + 1)  # type: ignore[arg-type]
+        return Token(_PUNCTUATION[char], char, char, pos, pos + 1)
     if char in _OPERATOR_CHARS:
         for op in _OPERATORS:
             if text.startswith(op, pos):
@@ -110,7 +110,8 @@ def _number(text: str, start: int) -> Token:
                 f"unexpected character {text[start]!r}",
                 text=text,
                 position=start,
-                hint="keys with special characters need backticks: metrics.`val-loss`",
+                hint="write a sign next to its number (-1); "
+                "quote keys with special characters in backticks: metrics.`val-loss`",
             )
     is_float = False
     pos = _scan_digits(text, pos)

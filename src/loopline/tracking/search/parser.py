@@ -164,7 +164,7 @@ class _Parser:
         if token.kind != "(":
             return self.comparison()
         if self.depth >= _MAX_DEPTH:
-            raise self.error("parentheses nest too deep", token, f"keep it under {_MAX_DEPTH}")
+            raise self.error("parentheses nest too deep", token, f"nest at most {_MAX_DEPTH} deep")
         self.advance()
         self.depth += 1
         node = self.or_expr()
