@@ -32,7 +32,7 @@ from loopline.tracking.search import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
 
 NAN = math.nan
