@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from fastapi import Request
+from fastapi import Request
 
+if TYPE_CHECKING:
     from loopline.tracking.service import TrackingService
 
 __all__ = ["Caller", "caller", "service"]
