@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import loopline
 
 
@@ -18,12 +20,8 @@ def test_every_exported_name_resolves() -> None:
 
 
 def test_unknown_attribute_raises() -> None:
-    try:
+    with pytest.raises(AttributeError, match="no_such_thing"):
         loopline.no_such_thing  # noqa: B018
-    except AttributeError as exc:
-        assert "no_such_thing" in str(exc)
-    else:  # pragma: no cover
-        raise AssertionError("expected AttributeError")
 
 
 def test_import_is_lazy() -> None:

@@ -1,16 +1,19 @@
 """Garbage collection: purge deleted runs, then delete blobs nothing references.
 
 Every capability that keeps digests in the metadata store declares them through a
-*reference provider*: a function taking the :class:`~loopline.store.metadata.Database`
-and returning the set of digest strings (``blake3:<hex>``) it still needs. A blob is
-deleted only when no provider names it, so a capability that forgets to declare its
-references loses its blobs: each one adds its provider to ``_BUILTIN_PROVIDERS``
-(a name table, loaded lazily, so the providers exist whether or not their modules
-were imported) or calls :func:`register_reference_provider` at import.
+*reference provider*: a function called with the metadata
+:class:`~loopline.store.metadata.Database` and the :class:`~loopline.store.blobs.BlobStore`
+being collected, returning the set of digest strings (``blake3:<hex>``) it still
+needs. A blob is deleted only when no provider names it, so a capability that
+forgets to declare its references loses its blobs: each one adds its provider to
+``_BUILTIN_PROVIDERS`` (a name table, loaded lazily, so the providers take part
+whether or not their modules were imported) or calls
+:func:`register_reference_provider`.
 
 A provider returns *every* digest it needs, including those listed inside manifest
-blobs (a dataset version's manifest names its files): the collector does not read
-manifests.
+blobs (a dataset version's manifest names its files; that is why providers get the
+blob store). A provider that cannot answer raises, and the collection stops before
+deleting anything: an incomplete answer would delete blobs still in use.
 
 Blobs younger than a grace period (one hour by default) are kept even when nothing
 references them: an upload stores its blob first and commits the row naming it
@@ -57,7 +60,8 @@ __all__ = [
     "unregister_reference_provider",
 ]
 
-ReferenceProvider = Callable[["Database"], set[str]]
+ReferenceProvider = Callable[["Database", "BlobStore | None"], set[str]]
+"""``provider(db, blobs) -> digests``; ``blobs`` is None when no store is at hand."""
 
 GRACE_MS = 3_600_000
 """Unreferenced blobs younger than this (by modification time) are kept."""
@@ -65,6 +69,7 @@ GRACE_MS = 3_600_000
 # name -> "module:function" of the providers every collection consults.
 _BUILTIN_PROVIDERS: dict[str, str] = {
     "artifacts": "loopline.store.gc:artifact_references",
+    "data": "loopline.data.gc:data_references",
 }
 _registered: dict[str, ReferenceProvider] = {}
 
@@ -72,7 +77,7 @@ _registered: dict[str, ReferenceProvider] = {}
 def register_reference_provider(name: str, provider: ReferenceProvider) -> None:
     """Make every collection keep the digests ``provider`` returns.
 
-    >>> register_reference_provider("doc", lambda db: {"blake3:" + "0" * 64})
+    >>> register_reference_provider("doc", lambda db, blobs: {"blake3:" + "0" * 64})
     >>> "doc" in reference_providers()
     True
     >>> unregister_reference_provider("doc")
@@ -91,20 +96,31 @@ def reference_providers() -> dict[str, ReferenceProvider]:
     found: dict[str, ReferenceProvider] = {}
     for name, target in _BUILTIN_PROVIDERS.items():
         module, _, attr = target.partition(":")
-        found[name] = getattr(importlib.import_module(module), attr)
+        try:
+            found[name] = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise StoreError(
+                f"cannot load the {name!r} reference provider ({target}): {exc}",
+                hint="nothing was collected; reinstall loopline",
+            ) from exc
     found.update(_registered)
     return found
 
 
-def referenced_digests(db: Database) -> set[str]:
+def referenced_digests(db: Database, blobs: BlobStore | None = None) -> set[str]:
     """The union of what every provider references."""
     refs: set[str] = set()
     for provider in reference_providers().values():
-        refs |= provider(db)
+        refs |= provider(db, blobs)
     return refs
 
 
-def artifact_references(db: Database, *, exclude_roots: frozenset[str] = frozenset()) -> set[str]:
+def artifact_references(
+    db: Database,
+    blobs: BlobStore | None = None,
+    *,
+    exclude_roots: frozenset[str] = frozenset(),
+) -> set[str]:
     """Digests of the artifact manifests (runs' artifacts and every other manifest root)."""
     import sqlalchemy as sa
 
@@ -173,9 +189,9 @@ def collect(
         purged_roots = frozenset(f"runs/{run_id}" for run_id in report.runs_purged)
         for name, provider in providers.items():
             if name == "artifacts":
-                refs |= artifact_references(db, exclude_roots=purged_roots)
+                refs |= artifact_references(db, blobs, exclude_roots=purged_roots)
             else:
-                refs |= provider(db)
+                refs |= provider(db, blobs)
     else:
         from loopline.tracking.store import TrackingStore
 
@@ -183,7 +199,7 @@ def collect(
         # References are read after the purge and before the listing of blobs, so a
         # blob stored after this point is either young or named by a newer row.
         for provider in providers.values():
-            refs |= provider(db)
+            refs |= provider(db, blobs)
     young_after = now - grace_ms
     for blob in _iter_blobs(blobs):
         report.blobs_scanned += 1

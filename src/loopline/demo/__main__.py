@@ -1,0 +1,5 @@
+"""``python -m loopline.demo``."""
+
+from loopline.demo.main import main
+
+main()
