@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from loopline._version import __version__
+from loopline.server.api.limits import BodyLimitMiddleware
 from loopline.server.errors import install_error_handlers
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ def create_app(service: TrackingService, *, max_body_bytes: int = 256 * 1024 * 1
     app.state.service = service
     app.state.max_body_bytes = max_body_bytes
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware)  # reads app.state.max_body_bytes per request
 
     from loopline.server.api import router as native_router
     from loopline.server.mlflow_compat import routers as mlflow_routers

@@ -38,7 +38,9 @@ STATUS_BY_CODE: dict[str, int] = {
 }
 
 
-def error_response(code: str, message: str, status: int | None = None, hint: str | None = None) -> Response:
+def error_response(
+    code: str, message: str, status: int | None = None, hint: str | None = None
+) -> Response:
     body: dict[str, str] = {"error_code": code, "message": message}
     if hint:
         body["hint"] = hint
@@ -58,7 +60,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg"))
+        message = (
+            f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg"))
+        )
         return error_response("INVALID_PARAMETER_VALUE", message)
 
     async def on_http_error(_request: Request, exc: Exception) -> Response:
