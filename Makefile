@@ -13,6 +13,8 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Where `make demo` keeps its store (the embedded SQLite database and blobs).
 LOOPLINE_HOME ?= $(CURDIR)/.loopline
 PYTEST_ARGS ?=
+# For example: make bench BENCH_ARGS="--quick --only tracking"
+BENCH_ARGS ?=
 
 .PHONY: help demo test test-slow bench lint format clean distclean
 
@@ -47,7 +49,7 @@ test-slow: $(VENV)/.test-installed ## Run the slow tests
 	$(BIN)/pytest -q -m slow $(PYTEST_ARGS)
 
 bench: $(VENV)/.test-installed ## Run the benchmarks side by side with the peers
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.test-installed ## ruff (lint and format check) and mypy
 	$(BIN)/ruff check src tests

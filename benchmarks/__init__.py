@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of loopline against its peers: ``python benchmarks/run.py``."""
