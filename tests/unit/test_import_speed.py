@@ -34,6 +34,7 @@ HEAVY = (
 CLI_ALLOWED = {
     "_distutils_hack",  # setuptools' startup hook, present in every venv
     "annotated_doc",
+    "attr",  # rich.pretty imports attrs whenever it is installed (moto brings it)
     "click",
     "loopline",
     "markdown_it",

@@ -105,9 +105,9 @@ def open_blob_store(uri: str, *, fsync: bool = False) -> BlobStore:
     if scheme in _FACTORIES:
         return _FACTORIES[scheme](uri)
     if scheme == "s3":
-        from loopline.store.blobs import s3  # type: ignore[attr-defined]
+        from loopline.store.blobs import s3
 
-        return s3.S3BlobStore(uri)  # type: ignore[no-any-return]
+        return s3.S3BlobStore(uri)
     from loopline.errors import InvalidArgumentError
 
     raise InvalidArgumentError(
