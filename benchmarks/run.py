@@ -60,6 +60,7 @@ MARKER = ".loopline-bench-requirements"
 # pipelines (vs Metaflow).
 MODULES = {
     "tracking": "benchmarks.tracking",
+    "models": "benchmarks.models",
 }
 
 # A log file or a pipe (make bench | tee) still gets the whole table.

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from loopline._version import __version__
-from loopline.cli import db, experiments, gc, runs, server
+from loopline.cli import db, experiments, gc, models, runs, server
 from loopline.cli._context import State
 from loopline.cli._errors import EXIT_CODES_EPILOG, LooplineGroup
 
@@ -62,6 +62,7 @@ def root(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
+app.add_typer(models.app, name="models")
 app.command("gc")(gc.gc)
 app.command("server")(server.server)
 

@@ -70,6 +70,7 @@ GRACE_MS = 3_600_000
 _BUILTIN_PROVIDERS: dict[str, str] = {
     "artifacts": "loopline.store.gc:artifact_references",
     "data": "loopline.data.gc:data_references",
+    "registry": "loopline.registry.gc:registry_references",
 }
 _registered: dict[str, ReferenceProvider] = {}
 

@@ -30,6 +30,7 @@ def routers() -> list[APIRouter]:
         experiments,
         info,
         logged_models,
+        registry,
         runs,
         writes,
     )
@@ -39,6 +40,8 @@ def routers() -> list[APIRouter]:
         runs.router,
         writes.router,
         logged_models.router,
+        registry.router,
+        logged_models.proxy,  # before artifacts.proxy: it takes the models' proxy paths
         artifacts.listing,
         artifacts.proxy,
     )
