@@ -61,6 +61,7 @@ MARKER = ".loopline-bench-requirements"
 MODULES = {
     "tracking": "benchmarks.tracking",
     "models": "benchmarks.models",
+    "models_format": "benchmarks.models_format",
 }
 
 # A log file or a pipe (make bench | tee) still gets the whole table.

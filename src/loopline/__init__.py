@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 from loopline._version import __version__
 
 if TYPE_CHECKING:
+    from loopline import data, models, registry
     from loopline.client.client import Client
     from loopline.errors import LooplineError
+    from loopline.models.autologging import autolog
+    from loopline.models.log import log_model
     from loopline.tracking.fluent import (
         ActiveRun,
         active_run,
@@ -54,6 +57,8 @@ __all__ = [
     "LooplineError",
     "__version__",
     "active_run",
+    "autolog",
+    "data",
     "delete_tag",
     "end_run",
     "flush",
@@ -68,9 +73,12 @@ __all__ = [
     "log_figure",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "models",
+    "registry",
     "search_runs",
     "set_experiment",
     "set_tag",
@@ -79,19 +87,28 @@ __all__ = [
     "start_run",
 ]
 
+# Subpackages reachable as attributes after a bare ``import loopline``.
+_SUBMODULES = ("data", "models", "registry")
 # name -> module that defines it; resolved on first access (PEP 562).
 _LAZY = {
     "Client": "loopline.client.client",
     "LooplineError": "loopline.errors",
+    "autolog": "loopline.models.autologging",
+    "log_model": "loopline.models.log",
     **{
         name: "loopline.tracking.fluent"
         for name in __all__
-        if name not in ("Client", "LooplineError", "__version__")
+        if name not in ("Client", "LooplineError", "__version__", "autolog", "log_model")
+        and name not in _SUBMODULES
     },
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"loopline.{name}")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'loopline' has no attribute {name!r}")

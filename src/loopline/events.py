@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["Event", "emit", "read_events"]
 
 _EVENT_LOCK = 0x1E7E47
+# Built once: emitting sits on the write path of every run that ends.
+_INSERT = sa.insert(events).returning(events.c.id)
+_PG_LOCK = sa.text("SELECT pg_advisory_xact_lock(:k)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,22 +68,17 @@ def emit(
         # Ids come from a sequence, so two transactions could commit them out of order
         # and a reader polling "after id N" would skip the late one. Serialising the
         # event-writing transactions keeps commit order equal to id order.
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK})
-    return int(
-        conn.execute(
-            sa.insert(events)
-            .values(
-                project_id=project_id,
-                kind=kind,
-                entity_type=entity_type,
-                entity_id=entity_id,
-                actor=actor,
-                payload=orjson.dumps(payload).decode(),
-                created_at=int(time.time() * 1000),
-            )
-            .returning(events.c.id)
-        ).scalar_one()
-    )
+        conn.execute(_PG_LOCK, {"k": _EVENT_LOCK})
+    row = {
+        "project_id": project_id,
+        "kind": kind,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "actor": actor,
+        "payload": orjson.dumps(payload).decode(),
+        "created_at": int(time.time() * 1000),
+    }
+    return int(conn.execute(_INSERT, row).scalar_one())
 
 
 def read_events(

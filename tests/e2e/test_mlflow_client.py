@@ -20,8 +20,8 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
-from mlflow_conftest_helpers import LiveServer, live_server
 
+from e2e.mlflow_conftest_helpers import LiveServer, live_server
 from loopline.client.client import Client
 
 if TYPE_CHECKING:

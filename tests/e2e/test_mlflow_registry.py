@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow_conftest_helpers import LiveServer, live_server
 from sklearn.linear_model import LogisticRegression
 
+from e2e.mlflow_conftest_helpers import LiveServer, live_server
 from loopline.registry.client import RegistryClient
 
 with warnings.catch_warnings():  # mlflow's pyfunc warns about its own type hints on import

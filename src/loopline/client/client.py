@@ -15,11 +15,9 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +27,9 @@ from loopline.tracking.entities import NewRun, RunInfo, RunStatus, RunUpdate
 from loopline.tracking.writer import DELETE_TAG, PARAM, TAG, BatchWriter
 
 if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable
+
     import pandas as pd
 
     from loopline.client.transport import Transport
@@ -61,6 +62,9 @@ class Client:
         self._lock = threading.Lock()
         # Params logged through this client, so a conflicting value is refused at once.
         self._params: dict[str, dict[str, str]] = {}
+        # Experiments known to exist (checked once), and keys known to be valid.
+        self._experiments: set[str] = set()
+        self._keys: set[str] = set()
 
     # -- plumbing --------------------------------------------------------------------
     @property
@@ -76,11 +80,10 @@ class Client:
     @property
     def writer(self) -> BatchWriter:
         if self._writer is None:
+            transport = self.transport  # outside the lock: it takes the lock itself
             with self._lock:
                 if self._writer is None:
-                    self._writer = BatchWriter(
-                        self.transport, interval=self.settings.flush_interval
-                    )
+                    self._writer = BatchWriter(transport, interval=self.settings.flush_interval)
         return self._writer
 
     def flush(self) -> None:
@@ -89,12 +92,36 @@ class Client:
             self._writer.flush()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        """Store what is buffered and release the transport; raises a pending write error."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if self._transport is not None:
+                self._transport.close()
+                self._transport = None
+
+    def _check_key(self, key: str, what: str) -> None:
+        if key not in self._keys:
+            from loopline.tracking.service import check_key
+
+            check_key(key, what)
+            self._keys.add(key)
+
+    def _require_experiment(self, experiment_id: str) -> None:
+        """Refuse an unknown or deleted experiment now, not at the first background write."""
+        if experiment_id in self._experiments:
+            return
+        from loopline.errors import InvalidStateError
+
+        exp = self.transport.get_experiment(experiment_id)
+        if exp.lifecycle_stage != "active":
+            raise InvalidStateError(
+                f"experiment {experiment_id} is deleted; runs cannot be created in it",
+                hint=f"restore it with `loopline experiments restore {experiment_id}`",
+            )
+        self._experiments.add(experiment_id)
 
     def _read(self) -> Transport:
         """The transport, after buffered writes are stored (reads see your writes)."""
@@ -153,10 +180,20 @@ class Client:
         from loopline.tracking.context import run_context_tags
         from loopline.tracking.names import random_run_name
 
+        experiment_id = str(experiment_id)
+        self._require_experiment(experiment_id)
+        if run_name:
+            from loopline.errors import LimitExceededError
+            from loopline.tracking.service import LIMITS
+
+            if len(run_name) > LIMITS.run_name:
+                raise LimitExceededError(
+                    f"run name is {len(run_name)} characters; the limit is {LIMITS.run_name}"
+                )
         run_id = uuid.uuid4().hex
         info = RunInfo(
             run_id=run_id,
-            experiment_id=str(experiment_id),
+            experiment_id=experiment_id,
             run_name=run_name or random_run_name(),
             status=RunStatus.RUNNING.value,
             start_time=start_time or _now(),
@@ -181,6 +218,8 @@ class Client:
         if parent_run_id:
             all_tags["loopline.parentRunId"] = parent_run_id
         all_tags.update(tags or {})
+        for key, value in all_tags.items():
+            self._check_tag(key, str(value))
         for key, value in all_tags.items():
             writer.put((TAG, run_id, key, str(value)))
         self._params[run_id] = {}
@@ -210,13 +249,20 @@ class Client:
         step: int | None = None,
         timestamp: int | None = None,
     ) -> None:
+        if key not in self._keys:
+            self._check_key(key, "metric")
         writer = self.writer
         if writer.error is not None:
             writer.raise_pending()
-        writer.metric(run_id, key, float(value), timestamp or _now(), step or 0)
+        writer.metric(run_id, key, float(value), int(timestamp or _now()), int(step or 0))
 
     def log_param(self, run_id: str, key: str, value: Any) -> str:
+        """Log a param; a different value for a param already logged is refused at once."""
+        from loopline.tracking.service import LIMITS, check_value
+
         text = _param_text(value)
+        self._check_key(key, "param")
+        check_value(text, LIMITS.param_value, "param", key)
         known = self._params.setdefault(run_id, {})
         prior = known.get(key)
         if prior is not None and prior != text:
@@ -230,12 +276,21 @@ class Client:
             writer.put((PARAM, run_id, key, text))
         return text
 
+    def _check_tag(self, key: str, text: str) -> None:
+        from loopline.tracking.service import LIMITS, check_value
+
+        self._check_key(key, "tag")
+        check_value(text, LIMITS.tag_value, "tag", key)
+
     def set_tag(self, run_id: str, key: str, value: Any) -> None:
+        text = str(value)
+        self._check_tag(key, text)
         writer = self.writer
         writer.raise_pending()
-        writer.put((TAG, run_id, key, str(value)))
+        writer.put((TAG, run_id, key, text))
 
     def delete_tag(self, run_id: str, key: str) -> None:
+        self._check_key(key, "tag")
         writer = self.writer
         writer.raise_pending()
         writer.put((DELETE_TAG, run_id, key))

@@ -1,9 +1,13 @@
 """The fluent tracking API: module-level functions over a process-wide client.
 
->>> import loopline
+>>> import loopline, tempfile
+>>> from pathlib import Path
+>>> from loopline.config import Settings, reset_settings
+>>> reset_settings(Settings(home=Path(tempfile.mkdtemp())))  # this example's own store
+>>> loopline.set_tracking_uri(None)  # (re)connect to it
 >>> _ = loopline.set_experiment("fluent-doc")
 >>> with loopline.start_run(run_name="demo") as run:
-...     loopline.log_param("model", "rf")
+...     _ = loopline.log_param("model", "rf")
 ...     for step in range(3):
 ...         loopline.log_metric("loss", 1.0 / (step + 1), step=step)
 >>> loopline.get_run(run.info.run_id).data.metrics["loss"]
@@ -13,11 +17,19 @@ True
 
 Runs started in a thread belong to that thread's stack; a thread with no run of
 its own logs to the run most recently started in the main thread.
+
+At exit, the main thread's open runs end as FINISHED, or FAILED (KILLED for
+Ctrl-C) when an uncaught exception ends the program, and everything buffered is
+stored. A child process made by ``fork`` gets a client of its own and leaves the
+runs it inherited for its parent to end.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
+import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,7 +39,6 @@ from loopline.errors import InvalidArgumentError, InvalidStateError, NotFoundErr
 from loopline.tracking.entities import RunStatus
 
 if TYPE_CHECKING:
-    import os
     from types import TracebackType
 
     import pandas as pd
@@ -68,8 +79,11 @@ _client_lock = threading.Lock()
 _experiment_id: str | None = None
 _local = threading.local()
 _main_stack: list[ActiveRun] = []
+_main_ident = threading.main_thread().ident
 _last: ActiveRun | None = None
 _valid_keys: set[str] = set()
+_get_ident = threading.get_ident
+_time = time.time
 
 
 def get_client() -> Client:
@@ -85,13 +99,16 @@ def get_client() -> Client:
 
 
 def set_tracking_uri(uri: str | None) -> None:
-    """Point the fluent API at a server (``http://...``), a database URL, or None for the default."""
+    """Point the fluent API at a server (``http://...``), a database URL, or None for the default.
+
+    What the previous store's client still buffered is stored first; an error doing
+    so is raised, after the switch.
+    """
     global _client, _experiment_id
-    if _client is not None:
-        _client.close()
-    _client = None
-    _experiment_id = None
+    client, _client, _experiment_id = _client, None, None
     reset_settings(get_settings().with_(tracking_uri=uri))
+    if client is not None:
+        client.close()
 
 
 def get_tracking_uri() -> str:
@@ -100,7 +117,7 @@ def get_tracking_uri() -> str:
 
 
 def _stack() -> list[ActiveRun]:
-    if threading.current_thread() is threading.main_thread():
+    if _get_ident() == _main_ident:
         return _main_stack
     stack: list[ActiveRun] | None = getattr(_local, "stack", None)
     if stack is None:
@@ -113,6 +130,7 @@ class ActiveRun:
 
     def __init__(self, info: RunInfo) -> None:
         self.info = info
+        self.pid = os.getpid()
 
     @property
     def run_id(self) -> str:
@@ -155,10 +173,9 @@ def set_experiment(name: str | None = None, *, experiment_id: str | None = None)
         if found is None:
             from loopline.errors import AlreadyExistsError
 
-            try:
+            # Another process may create it meanwhile: then it is found below.
+            with contextlib.suppress(AlreadyExistsError):
                 client.create_experiment(name)
-            except AlreadyExistsError:  # created by another process meanwhile
-                pass
             found = client.get_experiment_by_name(name)
         if found is None:
             raise NotFoundError(f"experiment {name!r} could not be created")
@@ -251,10 +268,13 @@ def last_active_run() -> Run | None:
 
 
 def _run_id() -> str:
-    run = active_run()
-    if run is None:
-        run = start_run()
-    return run.info.run_id
+    if _get_ident() == _main_ident:
+        stack = _main_stack
+    else:
+        stack = getattr(_local, "stack", None) or _main_stack
+    if stack:
+        return stack[-1].info.run_id
+    return start_run().info.run_id
 
 
 def _check_key(key: str, what: str) -> None:
@@ -277,20 +297,26 @@ def log_metric(
 
     NaN and infinities are kept as they are.
     """
-    # The hot path: keep it to a handful of attribute reads and one append.
+    # The hot path: a handful of attribute reads and one append (BatchWriter.metric,
+    # inlined: the call would cost a fifth of the total).
     if key not in _valid_keys:
         _check_key(key, "metric")
-    client = _client if _client is not None else get_client()
-    writer = client._writer if client._writer is not None else client.writer
+    client = _client or get_client()
+    writer = client._writer or client.writer
     if writer.error is not None:
         writer.raise_pending()
-    writer.metric(
-        run_id or _run_id(),
-        key,
-        float(value),
-        timestamp or int(time.time() * 1000),
-        step or 0,
+    queue = writer.queue
+    queue.append(
+        (
+            run_id or _run_id(),
+            key,
+            float(value),
+            int(timestamp or _time() * 1000),
+            int(step or 0),  # numpy integers would be stored as bytes
+        )
     )
+    if len(queue) > writer.high_water:
+        writer._wake.set()
 
 
 def log_metrics(
@@ -307,13 +333,11 @@ def log_metrics(
 
 
 def log_param(key: str, value: Any, *, run_id: str | None = None) -> Any:
-    """Log a param; logging it again with a different value is refused."""
-    _check_key(key, "param")
-    from loopline.tracking.service import LIMITS, check_value
+    """Log a param; logging it again with a different value is refused at once.
 
-    text = value if isinstance(value, str) else str(value)
-    check_value(text, LIMITS.param_value, "param", key)
-    get_client().log_param(run_id or _run_id(), key, text)
+    Returns ``value``, as MLflow does.
+    """
+    get_client().log_param(run_id or _run_id(), key, value)
     return value
 
 
@@ -324,12 +348,7 @@ def log_params(params: dict[str, Any], *, run_id: str | None = None) -> None:
 
 
 def set_tag(key: str, value: Any, *, run_id: str | None = None) -> None:
-    _check_key(key, "tag")
-    from loopline.tracking.service import LIMITS, check_value
-
-    text = str(value)
-    check_value(text, LIMITS.tag_value, "tag", key)
-    get_client().set_tag(run_id or _run_id(), key, text)
+    get_client().set_tag(run_id or _run_id(), key, value)
 
 
 def set_tags(tags: dict[str, Any], *, run_id: str | None = None) -> None:
@@ -411,17 +430,42 @@ def search_runs(
     return client.search_runs_df(ids, filter_string, order_by, view=view, max_results=max_results)
 
 
+def _exit_status() -> RunStatus:
+    """FINISHED, unless an uncaught exception is ending the program."""
+    exc = getattr(sys, "last_value", None)
+    if exc is None:
+        return RunStatus.FINISHED
+    if isinstance(exc, KeyboardInterrupt):
+        return RunStatus.KILLED
+    if isinstance(exc, SystemExit):
+        return RunStatus.FINISHED if exc.code in (None, 0) else RunStatus.FAILED
+    return RunStatus.FAILED
+
+
 def _at_exit() -> None:
     # Finish what is still open, as MLflow does, and never lose buffered points.
     try:
+        status = _exit_status().value
+        pid = os.getpid()
         while _main_stack:
-            end_run(RunStatus.FINISHED.value)
+            if _main_stack[-1].pid == pid:
+                end_run(status)
+            else:  # inherited through fork: the parent ends it
+                _main_stack.pop()
         if _client is not None:
             _client.close()
     except Exception as exc:  # pragma: no cover - reported, the process is ending anyway
-        import sys
-
         print(f"loopline: could not store buffered tracking data at exit: {exc}", file=sys.stderr)
 
 
+def _after_fork_in_child() -> None:
+    # The parent's client holds the parent's connections and buffer: start afresh.
+    global _client, _client_lock, _main_ident
+    _client = None
+    _client_lock = threading.Lock()
+    _main_ident = threading.get_ident()
+
+
 atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -7,17 +7,28 @@ remote use run the same checks.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loopline.client.transport import SearchPage, Transport
 from loopline.errors import InvalidArgumentError, LimitExceededError, NotFoundError
 from loopline.events import Event, read_events
-from loopline.store.blobs import BlobStore
 from loopline.store.digest import Digest
-from loopline.store.metadata import Database
 from loopline.store.paths import safe_relpath
-from loopline.tracking.entities import ArtifactFile, Experiment, Metric, Run, RunWrites
+from loopline.tracking.entities import (
+    ArtifactFile,
+    Experiment,
+    Metric,
+    Run,
+    RunStatus,
+    RunWrites,
+)
 from loopline.tracking.store import TrackingStore
+
+if TYPE_CHECKING:
+    from loopline.store.blobs import BlobStore
+    from loopline.store.metadata import Database
 
 __all__ = ["LIMITS", "TrackingService"]
 
@@ -37,6 +48,10 @@ class LIMITS:
     search_results = 50_000
 
 
+_STATUSES = tuple(s.value for s in RunStatus)
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
 def check_key(key: object, what: str) -> str:
     if not isinstance(key, str) or not key:
         raise InvalidArgumentError(f"{what} name must be a non-empty string, got {key!r}")
@@ -44,7 +59,7 @@ def check_key(key: object, what: str) -> str:
         raise LimitExceededError(
             f"{what} name {key[:40]!r}... is {len(key)} characters; the limit is {LIMITS.key}",
         )
-    if any(ord(c) < 32 for c in key):
+    if _CONTROL.search(key):
         raise InvalidArgumentError(f"{what} name {key!r} contains control characters")
     return key
 
@@ -54,6 +69,14 @@ def check_value(value: str, limit: int, what: str, key: str) -> None:
         raise LimitExceededError(
             f"{what} {key!r} has a value of {len(value)} characters; the limit is {limit}",
             hint="store long text as an artifact with log_text()",
+        )
+
+
+def _check_description(description: str) -> None:
+    if len(description) > LIMITS.description:
+        raise LimitExceededError(
+            f"the description is {len(description)} characters; the limit is {LIMITS.description}",
+            hint="store long text as an artifact",
         )
 
 
@@ -69,7 +92,7 @@ def validate_batch(batch: RunWrites) -> None:
                 f"a batch carries {count} {what}; the limit is {limit} per batch",
                 hint="split the batch",
             )
-    for key in {k for _, k, *_ in batch.metrics}:
+    for key in {m[1] for m in batch.metrics}:
         check_key(key, "metric")
     for _, key, value in batch.params:
         check_key(key, "param")
@@ -77,9 +100,18 @@ def validate_batch(batch: RunWrites) -> None:
     for _, key, value in batch.tags:
         check_key(key, "tag")
         check_value(value, LIMITS.tag_value, "tag", key)
-    for new in batch.new_runs:
-        if len(new.run_name) > LIMITS.run_name:
-            raise LimitExceededError(f"run name is longer than {LIMITS.run_name} characters")
+    for _, key in batch.deleted_tags:
+        check_key(key, "tag")
+    for name in [n.run_name for n in batch.new_runs] + [u.run_name for u in batch.updates]:
+        if name is not None and len(name) > LIMITS.run_name:
+            raise LimitExceededError(
+                f"run name is {len(name)} characters; the limit is {LIMITS.run_name}"
+            )
+    for status in [n.status for n in batch.new_runs] + [u.status for u in batch.updates]:
+        if status is not None and status not in _STATUSES:
+            raise InvalidArgumentError(
+                f"unknown run status {status!r}", hint=f"use one of {', '.join(_STATUSES)}"
+            )
 
 
 class TrackingService(Transport):
@@ -87,6 +119,7 @@ class TrackingService(Transport):
 
     >>> import tempfile
     >>> from loopline.store.blobs import open_blob_store
+    >>> from loopline.store.metadata import Database
     >>> home = tempfile.mkdtemp()
     >>> svc = TrackingService(Database(f"sqlite:///{home}/m.db"), open_blob_store(home + "/blobs"))
     >>> svc.get_experiment("0").name
@@ -130,8 +163,9 @@ class TrackingService(Transport):
             raise InvalidArgumentError("experiment name must not be empty")
         if len(name) > LIMITS.experiment_name:
             raise LimitExceededError(
-                f"experiment name is longer than {LIMITS.experiment_name} characters"
+                f"experiment name is {len(name)} characters; the limit is {LIMITS.experiment_name}"
             )
+        _check_description(description)
         for key, value in (tags or {}).items():
             check_key(key, "tag")
             check_value(value, LIMITS.tag_value, "tag", key)
@@ -160,6 +194,12 @@ class TrackingService(Transport):
     ) -> None:
         if name is not None and not name.strip():
             raise InvalidArgumentError("experiment name must not be empty")
+        if name is not None and len(name) > LIMITS.experiment_name:
+            raise LimitExceededError(
+                f"experiment name is {len(name)} characters; the limit is {LIMITS.experiment_name}"
+            )
+        if description is not None:
+            _check_description(description)
         self.store.update_experiment(
             str(experiment_id), name=name, description=description, actor=self.user
         )
@@ -237,7 +277,7 @@ class TrackingService(Transport):
     # -- artifacts -----------------------------------------------------------------
     def put_artifact(self, run_id: str, path: str, source: Path | bytes) -> None:
         path = safe_relpath(path)
-        self.store.get_run(run_id)
+        self.store.require_active_run(run_id)
         if isinstance(source, bytes):
             digest, size = self.blobs.put_bytes(source), len(source)
         else:
@@ -248,7 +288,7 @@ class TrackingService(Transport):
     def put_artifact_digest(self, run_id: str, path: str, digest: Digest) -> None:
         """Record an artifact whose blob is already stored (uploads that dedupe)."""
         path = safe_relpath(path)
-        self.store.get_run(run_id)
+        self.store.require_active_run(run_id)
         self.store.put_artifact(f"runs/{run_id}", path, str(digest), self.blobs.size(digest))
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactFile]:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from loopline.errors import (
     AlreadyExistsError,
@@ -22,7 +20,7 @@ from loopline.errors import (
     InvalidStateError,
     NotFoundError,
 )
-from loopline.store.metadata import Database
+from loopline.events import emit
 from loopline.store.metadata.schema import (
     artifacts,
     experiment_tags,
@@ -44,9 +42,16 @@ from loopline.tracking.entities import (
     RunData,
     RunInfo,
     RunStatus,
+    RunUpdate,
     RunWrites,
 )
-from loopline.events import emit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from sqlalchemy.engine import Connection
+
+    from loopline.store.metadata import Database
 
 __all__ = ["ParamConflictError", "TrackingStore", "now_ms"]
 
@@ -82,6 +87,8 @@ class TrackingStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._project_ids: dict[str, int] = {}
+        self._experiment_projects: dict[int, int] = {}  # experiments never change project
+        self._statements: dict[str, Any] = {}
 
     # -- projects ------------------------------------------------------------------
     def project_id(self, conn: Connection, name: str) -> int:
@@ -122,18 +129,24 @@ class TrackingStore:
                     f"experiment {name!r} already exists with id {exists[0]}{where}",
                     hint="use set_experiment() to reuse it",
                 )
-            exp_id = conn.execute(
-                sa.insert(experiments)
-                .values(
-                    project_id=pid,
-                    name=name,
-                    description=description,
-                    artifact_location=artifact_location or "",
-                    created_at=now,
-                    updated_at=now,
-                )
-                .returning(experiments.c.id)
-            ).scalar_one()
+            try:
+                exp_id = conn.execute(
+                    sa.insert(experiments)
+                    .values(
+                        project_id=pid,
+                        name=name,
+                        description=description,
+                        artifact_location=artifact_location or "",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(experiments.c.id)
+                ).scalar_one()
+            except sa.exc.IntegrityError as exc:  # created by another process meanwhile
+                raise AlreadyExistsError(
+                    f"experiment {name!r} already exists",
+                    hint="use set_experiment() to reuse it",
+                ) from exc
             if tags_:
                 conn.execute(
                     sa.insert(experiment_tags),
@@ -223,29 +236,55 @@ class TrackingStore:
                 raise AlreadyExistsError(f"an experiment named {name!r} already exists") from exc
 
     def set_experiment_lifecycle(self, experiment_id: str, stage: str, *, actor: str) -> None:
-        if experiment_id == "0" and stage == "deleted":
-            raise InvalidArgumentError("the default experiment (id 0) cannot be deleted")
+        """Delete or restore an experiment and, as in MLflow, its runs.
+
+        Deleting marks the experiment's active runs deleted at the same instant;
+        restoring brings back exactly those, not runs deleted on their own before.
+        Setting the stage an experiment already has changes nothing.
+        """
+        if stage not in ("active", "deleted"):
+            raise InvalidArgumentError(f"unknown lifecycle stage {stage!r}")
+        exp_int = _experiment_int(experiment_id)
+        if exp_int == 0 and stage == "deleted":
+            raise InvalidArgumentError(
+                "the default experiment (id 0) cannot be deleted",
+                hint="delete its runs instead",
+            )
         now = now_ms()
         with self.db.write() as conn:
-            pid = self._require_experiment(conn, experiment_id)
-            exp_int = _experiment_int(experiment_id)
+            row = conn.execute(
+                sa.select(
+                    experiments.c.project_id,
+                    experiments.c.lifecycle_stage,
+                    experiments.c.deleted_at,
+                ).where(experiments.c.id == exp_int)
+            ).first()
+            if row is None:
+                raise NotFoundError(
+                    f"experiment {experiment_id} does not exist",
+                    hint="list experiments with `loopline experiments list --view all`",
+                )
+            if row.lifecycle_stage == stage:
+                return
+            deleting = stage == "deleted"
             conn.execute(
                 sa.update(experiments)
                 .where(experiments.c.id == exp_int)
-                .values(
-                    lifecycle_stage=stage,
-                    updated_at=now,
-                    deleted_at=now if stage == "deleted" else None,
-                )
+                .values(lifecycle_stage=stage, updated_at=now, deleted_at=now if deleting else None)
             )
-            # Runs follow their experiment, as in MLflow.
+            if deleting:
+                followers = runs.c.lifecycle_stage == "active"
+            else:
+                followers = sa.and_(
+                    runs.c.lifecycle_stage == "deleted", runs.c.deleted_at == row.deleted_at
+                )
             conn.execute(
                 sa.update(runs)
-                .where(runs.c.experiment_id == exp_int)
-                .values(lifecycle_stage=stage, deleted_at=now if stage == "deleted" else None)
+                .where(runs.c.experiment_id == exp_int, followers)
+                .values(lifecycle_stage=stage, deleted_at=now if deleting else None)
             )
-            kind = "experiment.deleted" if stage == "deleted" else "experiment.restored"
-            emit(conn, kind, "experiment", experiment_id, actor, {}, pid)
+            kind = "experiment.deleted" if deleting else "experiment.restored"
+            emit(conn, kind, "experiment", str(exp_int), actor, {}, row.project_id)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str | None) -> None:
         exp_int = _experiment_int(experiment_id)
@@ -272,20 +311,37 @@ class TrackingStore:
         return int(pid)
 
     # -- writes --------------------------------------------------------------------
+    # The write path reuses statements built once per store with bound parameters:
+    # building a SQLAlchemy construct costs more than executing it, and a run's whole
+    # life (create, params, tags, metrics, end) is one batch of about ten statements.
+    def _cached(self, name: str, build: Callable[[], Any]) -> Any:
+        stmt = self._statements.get(name)
+        if stmt is None:
+            stmt = self._statements[name] = build()
+        return stmt
+
     def apply(self, batch: RunWrites, *, actor: str) -> None:
         """Apply one batch of buffered writes in a single transaction, at most once."""
+        new_ids = {r.run_id for r in batch.new_runs}
         with self.db.write() as conn:
-            seen = conn.execute(
-                sa.select(write_batches.c.id).where(write_batches.c.id == batch.batch_id)
-            ).first()
-            if seen is not None:
-                return
-            conn.execute(sa.insert(write_batches).values(id=batch.batch_id, created_at=now_ms()))
+            # Claiming the batch id first makes a concurrent retry of the same batch wait
+            # for this transaction (PostgreSQL) and then find it applied.
+            claim = self._cached(
+                "claim",
+                lambda: (
+                    self._insert(write_batches)
+                    .values(id=sa.bindparam("b_id"), created_at=sa.bindparam("b_at"))
+                    .on_conflict_do_nothing(index_elements=["id"])
+                    .returning(write_batches.c.id)
+                ),
+            )
+            if conn.execute(claim, {"b_id": batch.batch_id, "b_at": now_ms()}).first() is None:
+                return  # applied before
             if batch.new_runs:
                 self._insert_runs(conn, batch.new_runs)
-            self._check_runs(conn, batch)
+            self._check_runs(conn, batch, new_ids)
             if batch.params:
-                self._insert_params(conn, batch.params)
+                self._insert_params(conn, batch.params, new_ids)
             if batch.tags:
                 self._upsert(
                     conn,
@@ -293,71 +349,81 @@ class TrackingStore:
                     ["run_id", "key"],
                     [{"run_id": r, "key": k, "value": v} for r, k, v in batch.tags],
                 )
-            for run_id, key in batch.deleted_tags:
-                conn.execute(sa.delete(tags).where(tags.c.run_id == run_id, tags.c.key == key))
+            if batch.deleted_tags:
+                untag = self._cached(
+                    "untag",
+                    lambda: sa.delete(tags).where(
+                        tags.c.run_id == sa.bindparam("d_run"), tags.c.key == sa.bindparam("d_key")
+                    ),
+                )
+                conn.execute(untag, [{"d_run": r, "d_key": k} for r, k in batch.deleted_tags])
             if batch.metrics:
                 self._insert_metrics(conn, batch.metrics)
-            for upd in batch.updates:
-                self._update_run(conn, upd.run_id, upd.status, upd.end_time, upd.run_name, actor)
+            for update in batch.updates:
+                self._update_run(conn, update, actor)
 
     def _insert_runs(self, conn: Connection, new_runs: list[NewRun]) -> None:
         exp_ids = sorted({_experiment_int(r.experiment_id) for r in new_runs})
-        active = {
-            row.id: row.lifecycle_stage
-            for row in conn.execute(
-                sa.select(experiments.c.id, experiments.c.lifecycle_stage).where(
-                    experiments.c.id.in_(exp_ids)
-                )
-            )
-        }
+        lookup = self._cached(
+            "experiment_stages",
+            lambda: sa.select(
+                experiments.c.id, experiments.c.lifecycle_stage, experiments.c.project_id
+            ).where(experiments.c.id.in_(sa.bindparam("e_ids", expanding=True))),
+        )
+        found = {row.id: row for row in conn.execute(lookup, {"e_ids": exp_ids})}
         for exp_id in exp_ids:
-            if exp_id not in active:
+            if exp_id not in found:
                 raise NotFoundError(f"experiment {exp_id} does not exist")
-            if active[exp_id] != "active":
+            if found[exp_id].lifecycle_stage != "active":
                 raise InvalidStateError(
                     f"experiment {exp_id} is deleted; runs cannot be created in it",
                     hint="restore it with `loopline experiments restore` or use another",
                 )
-        existing = set(
+            self._experiment_projects[exp_id] = found[exp_id].project_id
+        try:
             conn.execute(
-                sa.select(runs.c.id).where(runs.c.id.in_([r.run_id for r in new_runs]))
-            ).scalars()
-        )
-        if existing:
-            raise AlreadyExistsError(f"run {sorted(existing)[0]} already exists")
-        conn.execute(
-            sa.insert(runs),
-            [
-                {
-                    "id": r.run_id,
-                    "experiment_id": _experiment_int(r.experiment_id),
-                    "name": r.run_name,
-                    "status": r.status,
-                    "start_time": r.start_time,
-                    "end_time": None,
-                    "user": r.user_id,
-                    "lifecycle_stage": "active",
-                    "parent_run_id": r.parent_run_id,
-                    "artifact_uri": f"runs:/{r.run_id}",
-                }
-                for r in new_runs
-            ],
-        )
+                self._cached("insert_run", lambda: sa.insert(runs)),
+                [
+                    {
+                        "id": r.run_id,
+                        "experiment_id": _experiment_int(r.experiment_id),
+                        "name": r.run_name,
+                        "status": r.status,
+                        "start_time": r.start_time,
+                        "end_time": None,
+                        "user": r.user_id,
+                        "lifecycle_stage": "active",
+                        "parent_run_id": r.parent_run_id,
+                        "artifact_uri": f"runs:/{r.run_id}",
+                    }
+                    for r in new_runs
+                ],
+            )
+        except sa.exc.IntegrityError as exc:
+            ids = ", ".join(r.run_id for r in new_runs)
+            raise AlreadyExistsError(
+                f"run {ids} already exists"
+                if len(new_runs) == 1
+                else f"one of the runs {ids} already exists"
+            ) from exc
 
-    def _check_runs(self, conn: Connection, batch: RunWrites) -> None:
+    def _check_runs(self, conn: Connection, batch: RunWrites, new_ids: set[str]) -> None:
         """Every run a batch writes to must exist and be active."""
-        wanted = {r for r, *_ in batch.params} | {r for r, *_ in batch.tags}
-        wanted |= {r for r, *_ in batch.metrics} | {r for r, _ in batch.deleted_tags}
+        wanted = {p[0] for p in batch.params} | {t[0] for t in batch.tags}
+        wanted |= {m[0] for m in batch.metrics} | {d[0] for d in batch.deleted_tags}
         wanted |= {u.run_id for u in batch.updates}
-        wanted -= {r.run_id for r in batch.new_runs}
+        wanted -= new_ids
         if not wanted:
             return
+        lookup = self._cached(
+            "run_stages",
+            lambda: sa.select(runs.c.id, runs.c.lifecycle_stage).where(
+                runs.c.id.in_(sa.bindparam("r_ids", expanding=True))
+            ),
+        )
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(wanted)):
-            rows = conn.execute(
-                sa.select(runs.c.id, runs.c.lifecycle_stage).where(runs.c.id.in_(chunk))
-            ).all()
-            found.update((r.id, r.lifecycle_stage) for r in rows)
+            found.update((r.id, r.lifecycle_stage) for r in conn.execute(lookup, {"r_ids": chunk}))
         for run_id in sorted(wanted):
             if run_id not in found:
                 raise NotFoundError(f"run {run_id} does not exist")
@@ -367,22 +433,27 @@ class TrackingStore:
                     hint="`loopline runs restore RUN_ID`",
                 )
 
-    def _insert_params(self, conn: Connection, rows: list[tuple[str, str, str]]) -> None:
+    def _insert_params(
+        self, conn: Connection, rows: list[tuple[str, str, str]], new_ids: set[str]
+    ) -> None:
         wanted: dict[tuple[str, str], str] = {}
         conflicts: list[tuple[str, str, str, str]] = []
         for run_id, key, value in rows:
             prior = wanted.setdefault((run_id, key), value)
             if prior != value:
                 conflicts.append((run_id, key, prior, value))
-        run_ids = sorted({r for r, _ in wanted})
         existing: dict[tuple[str, str], str] = {}
-        for chunk in _chunks(run_ids):
-            for row in conn.execute(
-                sa.select(params.c.run_id, params.c.key, params.c.value).where(
-                    params.c.run_id.in_(chunk)
-                )
-            ):
-                existing[(row.run_id, row.key)] = row.value
+        stored_runs = sorted({r for r, _ in wanted} - new_ids)  # new runs have no params
+        if stored_runs:
+            lookup = self._cached(
+                "params_of",
+                lambda: sa.select(params.c.run_id, params.c.key, params.c.value).where(
+                    params.c.run_id.in_(sa.bindparam("p_ids", expanding=True))
+                ),
+            )
+            for chunk in _chunks(stored_runs):
+                for row in conn.execute(lookup, {"p_ids": chunk}):
+                    existing[(row.run_id, row.key)] = row.value
         for (run_id, key), value in wanted.items():
             old = existing.get((run_id, key))
             if old is not None and old != value:
@@ -395,30 +466,27 @@ class TrackingStore:
             if (r, k) not in existing
         ]
         if fresh:
-            conn.execute(sa.insert(params), fresh)
+            conn.execute(self._cached("insert_params", lambda: sa.insert(params)), fresh)
 
     def _insert_metrics(
         self, conn: Connection, rows: list[tuple[str, str, float, int, int]]
     ) -> None:
-        # NaN is stored as NULL: SQLite cannot hold NaN and NULL is otherwise unused.
-        conn.execute(
-            sa.insert(metrics),
-            [
-                {
-                    "run_id": r,
-                    "key": k,
-                    "value": None if v != v else v,
-                    "timestamp": t,
-                    "step": s,
-                }
-                for r, k, v, t, s in rows
-            ],
-        )
-        latest: dict[tuple[str, str], tuple[int, int, float]] = {}
-        for r, k, v, t, s in rows:
-            cur = latest.get((r, k))
-            if cur is None or (s, t) >= (cur[0], cur[1]):
-                latest[(r, k)] = (s, t, v)
+        # NaN is stored as NULL on both databases: SQLite cannot hold NaN (it binds it
+        # as NULL by itself), and PostgreSQL would sort NaN above every number.
+        if conn.dialect.name == "sqlite":
+            values: list[tuple[Any, ...]] = rows
+        else:
+            values = [(r, k, None if v != v else v, t, s) for r, k, v, t, s in rows]
+        _bulk_insert(conn, metrics, ("run_id", "key", "value", "timestamp", "step"), values)
+        # The latest point per (run, key): the highest (step, timestamp); on a tie the
+        # one logged last, as the upsert below lets an equal point replace the stored one.
+        latest: dict[tuple[str, str], tuple[str, str, float, int, int]] = {}
+        get = latest.get
+        for row in rows:
+            pair = (row[0], row[1])
+            cur = get(pair)
+            if cur is None or row[4] > cur[4] or (row[4] == cur[4] and row[3] >= cur[3]):
+                latest[pair] = row
         self._upsert(
             conn,
             latest_metrics,
@@ -429,12 +497,22 @@ class TrackingStore:
                     "key": k,
                     "step": s,
                     "timestamp": t,
-                    "value": None if math.isnan(v) else v,
+                    "value": None if v != v else v,
                 }
-                for (r, k), (s, t, v) in latest.items()
+                for r, k, v, t, s in latest.values()
             ],
             newer_only=True,
         )
+
+    def _insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT, which knows ON CONFLICT."""
+        if self.db.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
 
     def _upsert(
         self,
@@ -445,59 +523,66 @@ class TrackingStore:
         *,
         newer_only: bool = False,
     ) -> None:
-        if self.db.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert as dialect_insert
-        stmt = dialect_insert(table)
-        updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-        where = None
-        if newer_only:
-            where = sa.or_(
-                stmt.excluded.step > table.c.step,
-                sa.and_(
-                    stmt.excluded.step == table.c.step,
-                    stmt.excluded.timestamp >= table.c.timestamp,
-                ),
-            )
-        conn.execute(
-            stmt.on_conflict_do_update(index_elements=keys, set_=updates, where=where), rows
-        )
+        def build() -> Any:
+            stmt = self._insert(table)
+            updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+            where = None
+            if newer_only:
+                where = sa.or_(
+                    stmt.excluded.step > table.c.step,
+                    sa.and_(
+                        stmt.excluded.step == table.c.step,
+                        stmt.excluded.timestamp >= table.c.timestamp,
+                    ),
+                )
+            return stmt.on_conflict_do_update(index_elements=keys, set_=updates, where=where)
 
-    def _update_run(
-        self,
-        conn: Connection,
-        run_id: str,
-        status: str | None,
-        end_time: int | None,
-        name: str | None,
-        actor: str,
-    ) -> None:
+        name = f"upsert:{table.name}:{','.join(keys)}:{newer_only}"
+        conn.execute(self._cached(name, build), rows)
+
+    def _update_run(self, conn: Connection, update: RunUpdate, actor: str) -> None:
         values: dict[str, Any] = {}
-        if status is not None:
-            values["status"] = status
-        if end_time is not None:
-            values["end_time"] = end_time
-        if name is not None:
-            values["name"] = name
+        if update.status is not None:
+            values["status"] = update.status
+            if update.status == RunStatus.RUNNING:
+                values["end_time"] = None  # resumed: no longer ended
+        if update.end_time is not None:
+            values["end_time"] = update.end_time
+        if update.run_name is not None:
+            values["name"] = update.run_name
         if not values:
             return
-        conn.execute(sa.update(runs).where(runs.c.id == run_id).values(**values))
-        if status is not None and RunStatus(status).terminal:
-            row = conn.execute(
-                sa.select(experiments.c.project_id, runs.c.experiment_id)
-                .join(experiments, experiments.c.id == runs.c.experiment_id)
-                .where(runs.c.id == run_id)
-            ).one()
+        names = sorted(values)
+        stmt = self._cached(
+            "update_run:" + ",".join(names),
+            lambda: (
+                sa.update(runs)
+                .where(runs.c.id == sa.bindparam("u_run"))
+                .values({n: sa.bindparam(f"u_{n}") for n in names})
+                .returning(runs.c.experiment_id)
+            ),
+        )
+        bound = {f"u_{n}": v for n, v in values.items()}
+        experiment_id = conn.execute(stmt, {"u_run": update.run_id, **bound}).scalar_one()
+        if update.status is not None and RunStatus(update.status).terminal:
             emit(
                 conn,
                 "run.finished",
                 "run",
-                run_id,
+                update.run_id,
                 actor,
-                {"status": status, "experiment_id": str(row.experiment_id)},
-                row.project_id,
+                {"status": update.status, "experiment_id": str(experiment_id)},
+                self._experiment_project(conn, experiment_id),
             )
+
+    def _experiment_project(self, conn: Connection, experiment_id: int) -> int:
+        pid = self._experiment_projects.get(experiment_id)
+        if pid is None:
+            pid = conn.execute(
+                sa.select(experiments.c.project_id).where(experiments.c.id == experiment_id)
+            ).scalar_one()
+            self._experiment_projects[experiment_id] = pid
+        return pid
 
     # -- reads ---------------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
@@ -560,6 +645,16 @@ class TrackingStore:
                 f"run {run_id} does not exist", hint="list runs with `loopline runs list`"
             )
         return row
+
+    def require_active_run(self, run_id: str) -> None:
+        """Raise unless the run exists and is not deleted."""
+        with self.db.read() as conn:
+            stage = self._require_run(conn, run_id).lifecycle_stage
+        if stage != "active":
+            raise InvalidStateError(
+                f"run {run_id} is deleted; restore it before logging to it",
+                hint="`loopline runs restore RUN_ID`",
+            )
 
     def set_run_lifecycle(self, run_id: str, stage: str, *, actor: str) -> None:
         now = now_ms()
@@ -651,8 +746,8 @@ class TrackingStore:
             )
         with self.db.read() as conn:
             return [
-                tuple(r)
-                for r in conn.execute(  # type: ignore[misc]
+                (path, digest, size)
+                for path, digest, size in conn.execute(
                     sa.select(artifacts.c.path, artifacts.c.digest, artifacts.c.size)
                     .where(clause)
                     .order_by(artifacts.c.path)
@@ -692,6 +787,40 @@ class TrackingStore:
     def referenced_digests(self) -> set[str]:
         with self.db.read() as conn:
             return set(conn.execute(sa.select(artifacts.c.digest).distinct()).scalars())
+
+
+_MARKERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def _bulk_insert(
+    conn: Connection, table: sa.Table, columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert many rows straight through the driver: COPY on PostgreSQL, else executemany.
+
+    The hot path of metric logging: SQLAlchemy's executemany with one dict per row
+    costs more than the database's own work, so rows go as tuples to the DBAPI.
+    """
+    if not rows:
+        return
+    prep = conn.dialect.identifier_preparer
+    names = ", ".join(prep.quote(c) for c in columns)
+    target = prep.format_table(table)
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+        finally:
+            cursor.close()
+        return
+    marker = _MARKERS.get(conn.dialect.paramstyle)
+    if marker is None:  # pragma: no cover - every supported driver has one above
+        conn.execute(sa.insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    marks = ", ".join([marker] * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", rows)
 
 
 def _run_info(row: sa.Row[Any]) -> RunInfo:

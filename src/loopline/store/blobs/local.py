@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["LocalBlobStore"]
 
 CHUNK = 4 * 1024 * 1024
+_SHARD = re.compile(r"^[0-9a-f]{2}$")
+_REST = re.compile(r"^[0-9a-f]{62}$")
 
 
 class LocalBlobStore(BlobStore):
@@ -174,11 +177,13 @@ class LocalBlobStore(BlobStore):
             self.object_path(digest).unlink()
 
     def iter_digests(self) -> Iterator[Digest]:
+        """Every stored digest; files that are not blobs (strays, editor backups) are skipped."""
         for shard in sorted(self._objects.iterdir()):
-            if not shard.is_dir() or len(shard.name) != 2:
+            if not _SHARD.match(shard.name) or not shard.is_dir():
                 continue
             for blob in shard.iterdir():
-                yield Digest(ALGO, shard.name + blob.name)
+                if _REST.match(blob.name):
+                    yield Digest(ALGO, shard.name + blob.name)
 
     # -- plain-path files ------------------------------------------------------------
     def _file_path(self, key: str) -> Path:
