@@ -312,9 +312,19 @@ class Client:
             self.log_metric(run_id, key, value, step=step, timestamp=timestamp)
 
     def set_terminated(
-        self, run_id: str, status: str = "FINISHED", end_time: int | None = None
+        self,
+        run_id: str,
+        status: str = "FINISHED",
+        end_time: int | None = None,
+        *,
+        wait: bool = True,
     ) -> None:
-        """End a run and store everything logged to it."""
+        """End a run and store everything logged to it.
+
+        With ``wait=False`` the writer starts storing at once but the call returns
+        without waiting (the fluent ``end_run`` does this: runs that end in quick
+        succession then share transactions); ``flush()`` waits, and so does any read.
+        """
         try:
             status = RunStatus(status).value
         except ValueError:
@@ -322,9 +332,14 @@ class Client:
                 f"unknown run status {status!r}",
                 hint="use FINISHED, FAILED or KILLED",
             ) from None
-        self.writer.update(RunUpdate(run_id, status=status, end_time=end_time or _now()))
+        writer = self.writer
+        writer.update(RunUpdate(run_id, status=status, end_time=end_time or _now()))
         self._params.pop(run_id, None)
-        self.flush()
+        if wait:
+            self.flush()
+        else:
+            writer.raise_pending()
+            writer.wake()
 
     def update_run(
         self, run_id: str, *, status: str | None = None, run_name: str | None = None

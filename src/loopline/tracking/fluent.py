@@ -240,7 +240,12 @@ def start_run(
 
 
 def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None) -> None:
-    """End the active run (and flush what was logged to it)."""
+    """End the active run and start storing what was logged to it.
+
+    It returns without waiting for the write: reads through loopline (``get_run``,
+    ``search_runs``) wait for it, ``flush()`` waits for it, and so does the
+    process's exit. A write error is raised by the next call or ``flush()``.
+    """
     stack = _stack()
     if not stack:
         return
@@ -248,7 +253,7 @@ def end_run(status: str = "FINISHED", *, _run: ActiveRun | None = None) -> None:
     # Ending a parent ends the children still open above it.
     while stack:
         top = stack.pop()
-        get_client().set_terminated(top.info.run_id, status)
+        get_client().set_terminated(top.info.run_id, status, wait=False)
         top.info.status = status
         if top is run:
             break

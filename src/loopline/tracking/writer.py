@@ -91,6 +91,10 @@ class BatchWriter:
     def new_run(self, run: NewRun) -> None:
         self.queue.append((NEW_RUN, run))
 
+    def wake(self) -> None:
+        """Start writing what is queued now, without waiting for the interval."""
+        self._wake.set()
+
     def update(self, update: RunUpdate) -> None:
         self.queue.append((UPDATE, update))
 
@@ -173,7 +177,9 @@ class BatchWriter:
             self._wake.set()
             if self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
-            self._drain()
+        # Also after an earlier close: exit hooks may queue a run's end after the
+        # writer's own exit hook closed it.
+        self._drain()
         self.raise_pending()
 
     def _after_fork_in_child(self) -> None:

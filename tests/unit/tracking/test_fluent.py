@@ -401,13 +401,16 @@ def test_a_failed_background_write_is_raised_at_the_next_call(failing: FailingSe
     loopline.end_run()
 
 
-def test_a_failed_write_is_raised_at_end_run(failing: FailingService) -> None:
+def test_a_failed_write_at_end_run_is_raised_by_the_next_call(failing: FailingService) -> None:
+    # end_run hands the run's data to the writer and returns; the failure surfaces
+    # at the next call (here flush), never swallowed.
     loopline.start_run()
     loopline.flush()
     failing.failing = True
     loopline.log_metric("m", 1.0)
+    loopline.end_run()
     with pytest.raises(StoreError):
-        loopline.end_run()
+        loopline.flush()
 
 
 def test_flush_makes_points_visible_to_other_clients() -> None:
