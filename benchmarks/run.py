@@ -60,6 +60,7 @@ MARKER = ".loopline-bench-requirements"
 # pipelines (vs Metaflow).
 MODULES = {
     "tracking": "benchmarks.tracking",
+    "data": "benchmarks.data",
     "models": "benchmarks.models",
     "models_format": "benchmarks.models_format",
 }

@@ -81,7 +81,7 @@ def test_deletes_only_old_unreferenced_blobs(
     assert not blobs.exists(old_orphan)
     assert blobs.exists(young_orphan)
     assert blobs.exists(_digest(b"kept: referenced"))
-    assert report.providers == ["artifacts", "data"]
+    assert report.providers == ["artifacts", "data", "registry"]
 
 
 def test_purges_deleted_runs_then_their_blobs(
@@ -171,7 +171,7 @@ def test_registered_providers_keep_their_blobs(
 
     assert blobs.exists(wanted)
     assert not blobs.exists(unwanted)
-    assert report.providers == ["artifacts", "data", "test-extra"]
+    assert report.providers == ["artifacts", "data", "registry", "test-extra"]
 
 
 def test_builtin_providers_cannot_be_replaced() -> None:

@@ -1,0 +1,108 @@
+"""A small thread pool for per-file work, with progress and Ctrl-C handled by the caller's thread.
+
+Workers take indices in batches (one shared counter, no per-item futures: with
+20,000 files, futures cost more than the work). The calling thread waits in short
+joins, reporting progress; a KeyboardInterrupt there sets :attr:`Pool.cancel`,
+every worker stops after its current file, and the interrupt propagates.
+
+>>> seen = []
+>>> Pool(100, workers=4).run(lambda i, worker: seen.append(i))
+>>> sorted(seen) == list(range(100))
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import itertools
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from loopline.data.progress import NoProgress, Progress
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+__all__ = ["BATCH", "Pool", "default_workers", "gc_paused"]
+
+BATCH = 32
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block (restored after).
+
+    Listing 20,000 files makes a few hundred thousand small objects, none of them
+    in cycles; the collector would walk them all again and again, costing tens of
+    milliseconds of the 0.3 s an unchanged ``add`` may take.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def default_workers() -> int:
+    """Threads for many files: a few per core (they mostly wait on the file system)."""
+    return min(8, 2 * (os.cpu_count() or 1))
+
+
+class Pool:
+    """Runs ``work(i, worker)`` for ``i`` in ``range(count)`` on up to ``workers`` threads."""
+
+    def __init__(
+        self, count: int, workers: int | None = None, progress: Progress | None = None
+    ) -> None:
+        self.count = count
+        wanted = workers or default_workers()
+        self.workers = max(1, min(wanted, -(-count // BATCH)))
+        self.progress = progress or NoProgress()
+        self.cancel = threading.Event()
+        self.errors: list[BaseException] = []
+        self.files = [0] * self.workers
+        """Files done, per worker (workers add to their own slot)."""
+        self.bytes = [0] * self.workers
+        self._next = itertools.count(0, BATCH)
+
+    def run(self, work: Callable[[int, int], None]) -> None:
+        """Do all the work; raises the first failure, or KeyboardInterrupt when interrupted."""
+        if self.count == 0:
+            return
+        threads = [
+            threading.Thread(target=self._loop, args=(work, w), name=f"loopline-data-{w}")
+            for w in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.1)
+                    self.progress.update(sum(self.files), sum(self.bytes))
+        except BaseException:
+            self.cancel.set()
+            for thread in threads:
+                thread.join()
+            raise
+        self.progress.update(sum(self.files), sum(self.bytes))
+        if self.errors:
+            raise self.errors[0]
+
+    def _loop(self, work: Callable[[int, int], None], worker: int) -> None:
+        try:
+            while not self.cancel.is_set():
+                start = next(self._next)
+                if start >= self.count:
+                    return
+                for i in range(start, min(start + BATCH, self.count)):
+                    if self.cancel.is_set():
+                        return
+                    work(i, worker)
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.cancel.set()
