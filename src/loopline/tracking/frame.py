@@ -33,20 +33,19 @@ def runs_to_frame(runs: list[Run]) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    n = len(runs)
     columns: dict[str, Any] = {name: [getattr(r.info, name) for r in runs] for name in _INFO}
-    for section, fill in (("metrics", np.nan), ("params", None), ("tags", None)):
-        keys: dict[str, None] = {}
-        for r in runs:
-            keys.update(dict.fromkeys(getattr(r.data, section)))
-        for key in sorted(keys):
-            values = [fill] * n
-            for i, r in enumerate(runs):
-                value = getattr(r.data, section).get(key, fill)
-                values[i] = value
-            columns[f"{section}.{key}"] = (
-                np.asarray(values, dtype=float) if section == "metrics" else values
-            )
+    for section in ("metrics", "params", "tags"):
+        dicts = [getattr(r.data, section) for r in runs]
+        keys = sorted({key for d in dicts for key in d})
+        if section == "metrics":
+            nan = np.nan
+            for key in keys:
+                columns[f"metrics.{key}"] = np.fromiter(
+                    (d.get(key, nan) for d in dicts), dtype=float, count=len(dicts)
+                )
+        else:
+            for key in keys:
+                columns[f"{section}.{key}"] = [d.get(key) for d in dicts]
     frame = pd.DataFrame(columns)
     for name in ("start_time", "end_time"):
         frame[name] = pd.to_datetime(frame[name], unit="ms", utc=True)

@@ -12,6 +12,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import sqlalchemy as sa
 
 from loopline.errors import (
@@ -596,27 +597,50 @@ class TrackingStore:
             return self.hydrate(conn, [row])[0]
 
     def hydrate(self, conn: Connection, rows: Sequence[sa.Row[Any]]) -> list[Run]:
-        """Runs with their latest metrics, params and tags, in the order of ``rows``."""
+        """Runs with their latest metrics, params and tags, in the order of ``rows``.
+
+        One query per table whatever the number of runs, and params and tags come
+        back as one JSON object per run: building Python rows, not SQL, is what
+        costs here when a search returns thousands of runs.
+        """
         data: dict[str, RunData] = {row.id: RunData() for row in rows}
+        if not data:
+            return []
         ids = list(data)
-        for chunk in _chunks(ids):
-            for run_id, key, value in conn.execute(
-                sa.select(
-                    latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value
-                ).where(latest_metrics.c.run_id.in_(chunk))
-            ):
+        if self.db.dialect == "sqlite":
+            bound = [{"ids": orjson.dumps(ids).decode()}]
+        else:
+            bound = [{"ids": list(chunk)} for chunk in _chunks(ids, 10_000)]
+        for values in bound:
+            for run_id, key, value in conn.execute(self._hydrate_stmt("metrics"), values).all():
                 data[run_id].metrics[key] = math.nan if value is None else value
-            for run_id, key, value in conn.execute(
-                sa.select(params.c.run_id, params.c.key, params.c.value).where(
-                    params.c.run_id.in_(chunk)
-                )
-            ):
-                data[run_id].params[key] = value
-            for run_id, key, value in conn.execute(
-                sa.select(tags.c.run_id, tags.c.key, tags.c.value).where(tags.c.run_id.in_(chunk))
-            ):
-                data[run_id].tags[key] = value
+            for run_id, blob in conn.execute(self._hydrate_stmt("params"), values).all():
+                data[run_id].params = _json_object(blob)
+            for run_id, blob in conn.execute(self._hydrate_stmt("tags"), values).all():
+                data[run_id].tags = _json_object(blob)
         return [Run(_run_info(row), data[row.id]) for row in rows]
+
+    def _hydrate_stmt(self, what: str) -> Any:
+        def build() -> Any:
+            if self.db.dialect == "sqlite":
+                # One bound JSON array instead of thousands of IN parameters.
+                each = sa.func.json_each(sa.bindparam("ids")).table_valued("value")
+                wanted: Any = sa.select(each.c.value)
+                aggregate: Any = sa.func.json_group_object
+            else:
+                wanted = sa.bindparam("ids", expanding=True)
+                aggregate = sa.func.json_object_agg
+            if what == "metrics":
+                t = latest_metrics
+                return sa.select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(wanted))
+            t = params if what == "params" else tags
+            return (
+                sa.select(t.c.run_id, aggregate(t.c.key, t.c.value))
+                .where(t.c.run_id.in_(wanted))
+                .group_by(t.c.run_id)
+            )
+
+        return self._cached(f"hydrate:{what}", build)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self.db.read() as conn:
@@ -821,6 +845,11 @@ def _bulk_insert(
         return
     marks = ", ".join([marker] * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", rows)
+
+
+def _json_object(blob: str | dict[str, str]) -> dict[str, str]:
+    # PostgreSQL's driver decodes json itself; SQLite hands back text.
+    return blob if isinstance(blob, dict) else orjson.loads(blob)
 
 
 def _run_info(row: sa.Row[Any]) -> RunInfo:

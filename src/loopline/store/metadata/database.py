@@ -94,6 +94,8 @@ class Database:
         self._local = threading.local()
         if migrate:
             self.ensure_schema()
+            if self.dialect == "sqlite":
+                self._refresh_statistics()
 
     # -- engines -------------------------------------------------------------------
     @staticmethod
@@ -127,6 +129,14 @@ class Database:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
+
+    def _refresh_statistics(self) -> None:
+        # The planner needs table statistics to start a selective search from the
+        # (key, value) indexes; SQLite keeps none unless asked. optimize only analyses
+        # tables that changed a lot since last time, within a small row budget.
+        with self._guard(), self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA analysis_limit=400")
+            conn.exec_driver_sql("PRAGMA optimize=0x10002")
 
     @staticmethod
     def _postgres_engine(url: sa.URL, echo: bool) -> Engine:
