@@ -607,6 +607,7 @@ class TrackingStore:
         if not data:
             return []
         ids = list(data)
+        bound: list[dict[str, Any]]
         if self.db.dialect == "sqlite":
             bound = [{"ids": orjson.dumps(ids).decode()}]
         else:
