@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["DATASET", "DemoData", "load"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["DATASET", "DATASET_NAME", "DemoData", "load", "write_table"]
 
 DATASET = "sklearn.breast_cancer"
+# The name the demo versions the table under in loopline's data store.
+DATASET_NAME = "breast-cancer"
 SEED = 42
 
 
@@ -21,6 +26,8 @@ class DemoData:
     y_test: Any
     feature_names: list[str]
     target_names: list[str]
+    version: str = ""
+    """The dataset version the split came from (``breast-cancer@1``), once versioned."""
 
     def describe(self) -> dict[str, Any]:
         """What every run logs as params about its data."""
@@ -50,3 +57,14 @@ def load(test_size: float = 0.25) -> DemoData:
         [str(n) for n in bunch.feature_names],
         [str(n) for n in bunch.target_names],
     )
+
+
+def write_table(folder: Path) -> Path:
+    """Write the whole dataset (features and ``target``) as a CSV file under ``folder``."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "breast_cancer.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -22,7 +22,7 @@ from rich.table import Table
 import loopline
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from loopline.demo.data import DemoData
     from loopline.tracking.entities import Run
@@ -35,10 +35,13 @@ __all__ = [
     "main",
     "print_comparison",
     "print_next_steps",
+    "register_best",
     "train_candidates",
+    "version_data",
 ]
 
 EXPERIMENT = "demo"
+MODEL_NAME = "breast-cancer-clf"
 SERVER_URL = "http://127.0.0.1:5000"
 
 
@@ -50,12 +53,14 @@ class Timeline:
         self.started = time.perf_counter()
 
     @contextlib.contextmanager
-    def step(self, title: str) -> Iterator[None]:
+    def step(self, title: str) -> Iterator[Callable[[str], None]]:
         began = time.perf_counter()
+        notes: list[str] = []
         with self.console.status(title):
-            yield
+            yield notes.append
+        detail = f": {notes[-1]}" if notes else ""
         self.console.print(
-            f"[green]✓[/green] {escape(title)} [dim]({time.perf_counter() - began:.1f}s)[/dim]"
+            f"[green]✓[/green] {escape(title + detail)} [dim]({time.perf_counter() - began:.1f}s)[/dim]"
         )
 
     @property
@@ -68,6 +73,27 @@ def load_data() -> DemoData:
     from loopline.demo.data import load
 
     return load()
+
+
+def version_data(data: DemoData) -> tuple[DemoData, str]:
+    """Version the dataset in loopline's data store; returns the split and a summary."""
+    import dataclasses
+
+    from loopline.demo.data import DATASET_NAME, write_table
+
+    folder = loopline.get_client().settings.home / "demo-data" / DATASET_NAME
+    write_table(folder)
+    version = loopline.data.add(folder, DATASET_NAME, message="breast cancer, from scikit-learn")
+    state = "unchanged" if version.unchanged else "new version"
+    return dataclasses.replace(data, version=str(version.ref)), f"{version.ref} ({state})"
+
+
+def register_best(runs: list[Run]) -> str:
+    """Register the best run's model and point the ``champion`` alias at it."""
+    best = runs[0]
+    version = loopline.registry.register_model(f"runs:/{best.info.run_id}/model", MODEL_NAME)
+    loopline.registry.set_alias(MODEL_NAME, "champion", version.version)
+    return f"{MODEL_NAME}@{version.version}"
 
 
 def train_candidates(data: DemoData, timeline: Timeline, *, session: str) -> list[str]:
@@ -151,6 +177,8 @@ def print_next_steps(console: Console, runs: list[Run]) -> None:
         lines.append(f"{env}{cli} runs show {runs[0].info.run_id}")
     if len(runs) >= 2:
         lines.append(f"{env}{cli} runs compare {runs[0].info.run_id} {runs[1].info.run_id}")
+    lines.append(f"{env}{cli} data versions breast-cancer")
+    lines.append(f"{env}{cli} models lineage {MODEL_NAME}@champion")
     lines.append(f"{env}{cli} server        # then open {SERVER_URL}")
     console.print()
     console.print("[bold]Look further:[/bold]")
@@ -168,8 +196,14 @@ def main() -> None:
     session = uuid.uuid4().hex[:12]
     with timeline.step("load the breast cancer dataset (bundled with scikit-learn)"):
         data = load_data()
+    with timeline.step("version it in the data store") as note:
+        data, summary = version_data(data)
+        note(summary)
     train_candidates(data, timeline, session=session)
     runs = compare(session)
     print_comparison(console, runs)
+    if runs:
+        with timeline.step("register the best model as champion") as note:
+            note(register_best(runs))
     print_next_steps(console, runs)
     console.print(f"\n[dim]done in {timeline.elapsed:.1f}s[/dim]")

@@ -79,16 +79,6 @@ def _train_boosting(data: DemoData, params: dict[str, Any], log: StepLogger) -> 
     return model
 
 
-class _Scaled:
-    """A fitted scaler and classifier behaving as one model."""
-
-    def __init__(self, scaler: Any, model: Any) -> None:
-        self.scaler, self.model = scaler, model
-
-    def predict_proba(self, x: Any) -> Any:
-        return self.model.predict_proba(self.scaler.transform(x))
-
-
 def _train_mlp(data: DemoData, params: dict[str, Any], log: StepLogger) -> Any:
     import numpy as np
     from sklearn.neural_network import MLPClassifier
@@ -104,7 +94,10 @@ def _train_mlp(data: DemoData, params: dict[str, Any], log: StepLogger) -> Any:
         model.partial_fit(x_train, data.y_train, classes=classes)
         proba = model.predict_proba(x_test)[:, 1]
         log(epoch, {**_curve_metrics(data.y_test, proba), "train_loss": float(model.loss_)})
-    return _Scaled(scaler, model)
+    from sklearn.pipeline import Pipeline
+
+    # Both steps are fitted: one scikit-learn object saves (with skops) and loads as one model.
+    return Pipeline([("scale", scaler), ("mlp", model)])
 
 
 def candidates() -> list[Candidate]:
@@ -195,4 +188,7 @@ def train_and_track(candidate: Candidate, data: DemoData, *, session: str) -> st
         report = classification_report(data.y_test, pred, target_names=data.target_names)
         loopline.log_text(str(report), "classification_report.txt")
         _log_figures(data, pred)
+        if data.version:
+            loopline.data.log_input(data.version, context="training")
+        loopline.log_model(model, "model", input_example=data.x_test[:5])
     return run.info.run_id
