@@ -1,9 +1,10 @@
 """The HTTP transport: the SDK talking to a ``loopline server`` over its native API.
 
-One keep-alive :class:`httpx.Client` carries every call. Connection failures and
-5xx answers are retried with exponential backoff (0.1 s doubling, capped at 2 s,
-8 tries by default); that is safe for writes because the server skips a
-``RunWrites.batch_id`` it has already applied. Error bodies come back as the
+One keep-alive :class:`httpx.Client` carries every call (see
+:class:`~loopline.client.session.ApiSession`). Reads and batch writes are retried
+on connection failures and 5xx answers with exponential backoff (0.1 s doubling,
+capped at 2 s, 8 tries by default); that is safe for batch writes because the
+server skips a ``RunWrites.batch_id`` it has already applied. Error bodies come back as the
 matching :class:`~loopline.errors.LooplineError` subclass.
 
 >>> t = HttpTransport("http://127.0.0.1:5000/", user="ada", token="s3cret")
@@ -20,29 +21,25 @@ import contextlib
 import functools
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-import httpx
 import orjson
 
-from loopline._version import __version__
+from loopline.client.session import ApiSession
 from loopline.client.transport import SearchPage, Transport
 from loopline.errors import (
     IntegrityError,
-    LimitExceededError,
     LooplineError,
     NotFoundError,
-    TransportError,
     error_from_code,
 )
 from loopline.store.paths import safe_relpath
 from loopline.tracking.entities import ArtifactFile, Experiment, Metric, Run
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from loopline.events import Event
     from loopline.tracking.entities import RunWrites
@@ -53,21 +50,10 @@ T = TypeVar("T")
 
 API = "/api/v1"
 DIGEST_HEADER = "x-loopline-digest"
-_RETRY_STATUS = frozenset({500, 502, 503, 504})
-_NO_RETRY_CODES = frozenset({"DATA_LOSS"})  # a retry would only repeat these
-_RETRY_EXCEPTIONS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
 _CHUNK = 1024 * 1024
 
 
-class _Retryable(Exception):
-    """A 5xx answer worth retrying; carries the error to raise if retries run out."""
-
-    def __init__(self, error: LooplineError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class HttpTransport(Transport):
+class HttpTransport(ApiSession, Transport):
     """Every :class:`~loopline.client.transport.Transport` method over ``/api/v1``."""
 
     def __init__(
@@ -82,103 +68,27 @@ class HttpTransport(Transport):
         backoff: float = 0.1,
         max_backoff: float = 2.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.user = user
-        self.project = project
-        self.retries = max(1, retries)
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.headers: dict[str, str] = {
-            "user-agent": f"loopline/{__version__}",
-            "x-loopline-user": user,
-            "x-loopline-project": project,
-        }
-        if token:
-            self.headers["authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=self.base_url + API,
-            headers=self.headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        super().__init__(
+            base_url,
+            API,
+            token=token,
+            user=user,
+            project=project,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
         )
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "http", "url": self.base_url}
 
-    def close(self) -> None:
-        self._http.close()
-
-    # -- plumbing ------------------------------------------------------------------
-    def _retrying(self, attempt: Callable[[], T]) -> T:
-        """Run ``attempt`` until it succeeds, backing off on connection errors and 5xx."""
-        delay = self.backoff
-        failure: Exception | None = None
-        for tries in range(1, self.retries + 1):
-            try:
-                return attempt()
-            except (*_RETRY_EXCEPTIONS, _Retryable) as exc:
-                failure = exc
-            if tries < self.retries:
-                time.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-        if isinstance(failure, _Retryable):
-            raise failure.error
-        raise TransportError(
-            f"could not reach the loopline server at {self.base_url} after {self.retries} "
-            f"tries: {type(failure).__name__}: {failure}",
-            hint="is `loopline server` running? check the tracking URI and the network",
-        ) from failure
-
-    def _check(self, response: httpx.Response) -> httpx.Response:
-        """The response when it succeeded; else raise its error (or ``_Retryable``)."""
-        if response.status_code < 400:
-            return response
-        error = self._error(response)
-        if response.status_code in _RETRY_STATUS and error.code not in _NO_RETRY_CODES:
-            raise _Retryable(error)
-        raise error
-
-    def _error(self, response: httpx.Response) -> LooplineError:
-        response.read()
-        try:
-            body = orjson.loads(response.content)
-            code, message = str(body["error_code"]), str(body["message"])
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            text = response.text.strip()[:300] or response.reason_phrase
-            return LooplineError(
-                f"{response.request.method} {response.request.url} answered "
-                f"{response.status_code}: {text}",
-                hint="is this URL a loopline server?",
-                code="TEMPORARILY_UNAVAILABLE" if response.status_code >= 500 else "BAD_REQUEST",
-            )
-        hint = body.get("hint")
-        if code == "REQUEST_LIMIT_EXCEEDED":
-            return LimitExceededError(message, hint=hint, code=code)
+    def _decode_error(
+        self, code: str, message: str, hint: str | None, body: dict[str, Any]
+    ) -> LooplineError:
         if "conflicts" in body:
             return _param_conflict(message, hint, body["conflicts"])
         return error_from_code(code, message, hint)
-
-    def _call(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        content: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        """One JSON call, retried; returns the decoded answer."""
-        if json is not None:
-            content = orjson.dumps(json)
-            headers = {"content-type": "application/json"}
-
-        def attempt() -> Any:
-            response = self._http.request(
-                method, url, params=params, content=content, headers=headers
-            )
-            return _json(self._check(response))
-
-        return self._retrying(attempt)
 
     # -- experiments ---------------------------------------------------------------
     def create_experiment(
@@ -233,11 +143,13 @@ class HttpTransport(Transport):
 
     # -- runs ----------------------------------------------------------------------
     def write(self, batch: RunWrites) -> None:
+        # Safe to retry whatever happened: the server skips a batch id it has applied.
         self._call(
             "POST",
             "/writes",
             content=encode_writes(batch),
             headers={"content-type": "application/json"},
+            idempotent=True,
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -377,18 +289,6 @@ def encode_writes(batch: RunWrites) -> bytes:
     [['r', 'loss', 'NaN', 1, 0], ['r', 'loss', 0.5, 2, 1]]
     """
     return orjson.dumps(batch.to_dict())
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise LooplineError(
-            f"{response.request.method} {response.request.url} answered "
-            f"{response.status_code} with something that is not JSON: {response.text[:100]!r}",
-            hint="is this URL a loopline server? the tracking URI is its base URL",
-            code="BAD_REQUEST",
-        ) from None
 
 
 def _seg(value: str) -> str:

@@ -18,16 +18,12 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-import orjson
-
-from loopline._version import __version__
-from loopline.errors import IntegrityError, LooplineError, TransportError, error_from_code
+from loopline.client.session import ApiSession
+from loopline.errors import IntegrityError
 from loopline.registry.entities import (
     Alias,
     AliasChange,
@@ -46,24 +42,19 @@ from loopline.store.paths import safe_relpath
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import httpx
+
 __all__ = ["RegistryHttpClient"]
 
 API = "/api/v1/registry"
 DIGEST_HEADER = "x-loopline-digest"
-_RETRY_STATUS = frozenset({500, 502, 503, 504})
-_READ_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
-_CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout)
 _CHUNK = 1024 * 1024
 
 
-class _Retryable(Exception):
-    def __init__(self, error: LooplineError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class RegistryHttpClient(RegistryTransport):
+class RegistryHttpClient(ApiSession, RegistryTransport):
     """Every :class:`~loopline.registry.transport.RegistryTransport` method over HTTP."""
+
+    server_hint = "is this URL a loopline server with the registry API?"
 
     def __init__(
         self,
@@ -77,88 +68,17 @@ class RegistryHttpClient(RegistryTransport):
         backoff: float = 0.1,
         max_backoff: float = 2.0,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.user = user
-        self.project = project
-        self.retries = max(1, retries)
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.headers: dict[str, str] = {
-            "user-agent": f"loopline/{__version__}",
-            "x-loopline-user": user,
-            "x-loopline-project": project,
-        }
-        if token:
-            self.headers["authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(
-            base_url=self.base_url + API,
-            headers=self.headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        super().__init__(
+            base_url,
+            API,
+            token=token,
+            user=user,
+            project=project,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
         )
-
-    def close(self) -> None:
-        self._http.close()
-
-    # -- plumbing ------------------------------------------------------------------------
-    def _retrying(self, attempt: Callable[[], Any], *, idempotent: bool) -> Any:
-        retry_on = (*_READ_ERRORS, _Retryable) if idempotent else _CONNECT_ERRORS
-        delay = self.backoff
-        failure: Exception | None = None
-        for tries in range(1, self.retries + 1):
-            try:
-                return attempt()
-            except retry_on as exc:
-                failure = exc
-            except _Retryable as exc:  # a write answered 5xx: it may have happened
-                raise exc.error from None
-            if tries < self.retries:
-                time.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-        if isinstance(failure, _Retryable):
-            raise failure.error
-        raise TransportError(
-            f"could not reach the loopline server at {self.base_url} after {self.retries} "
-            f"tries: {type(failure).__name__}: {failure}",
-            hint="is `loopline server` running? check the tracking URI and the network",
-        ) from failure
-
-    def _check(self, response: httpx.Response) -> httpx.Response:
-        if response.status_code < 400:
-            return response
-        response.read()
-        try:
-            body = orjson.loads(response.content)
-            error = error_from_code(str(body["error_code"]), str(body["message"]), body.get("hint"))
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            error = LooplineError(
-                f"{response.request.method} {response.request.url} answered "
-                f"{response.status_code}: {response.text.strip()[:300]}",
-                hint="is this URL a loopline server with the registry API?",
-                code="TEMPORARILY_UNAVAILABLE" if response.status_code >= 500 else "BAD_REQUEST",
-            )
-        if response.status_code in _RETRY_STATUS and error.code != "DATA_LOSS":
-            raise _Retryable(error)
-        raise error
-
-    def _call(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-    ) -> Any:
-        content = None if json is None else orjson.dumps(json)
-        headers = None if json is None else {"content-type": "application/json"}
-        clean = None if params is None else {k: v for k, v in params.items() if v is not None}
-
-        def attempt() -> Any:
-            response = self._http.request(
-                method, url, params=clean, content=content, headers=headers
-            )
-            return orjson.loads(self._check(response).content)
-
-        return self._retrying(attempt, idempotent=method == "GET")
 
     # -- registered models ---------------------------------------------------------------
     def create_registered_model(
