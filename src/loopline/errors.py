@@ -14,10 +14,12 @@ codes; only ``loopline.cli`` turns them into exit codes.
     ├── InvalidArgumentError        INVALID_PARAMETER_VALUE
     │   ├── FilterSyntaxError       (carries the position of the error)
     │   ├── LimitExceededError      (a key, value or batch over its limit)
-    │   └── UnsafePathError         (``..``, absolute paths, NUL bytes)
+    │   ├── UnsafePathError         (``..``, absolute paths, NUL bytes)
+    │   └── SignatureError          (model input that does not match the signature)
     ├── InvalidStateError           INVALID_STATE
     ├── UnauthenticatedError        UNAUTHENTICATED
     ├── PermissionDeniedError       PERMISSION_DENIED
+    │   └── UntrustedModelError     (loading a model would need ``trusted=True``)
     ├── IntegrityError              DATA_LOSS (a blob whose content does not match its digest)
     ├── MissingDependencyError      FEATURE_DISABLED (names the extra to install)
     ├── StoreError                  INTERNAL_ERROR (the metadata or blob store failed)
@@ -47,10 +49,12 @@ __all__ = [
     "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "SignatureError",
     "StoreError",
     "TransportError",
     "UnauthenticatedError",
     "UnsafePathError",
+    "UntrustedModelError",
     "error_from_code",
 ]
 
@@ -107,6 +111,42 @@ class UnsafePathError(InvalidArgumentError):
     pass
 
 
+class SignatureError(InvalidArgumentError):
+    """Model input that does not match the signature; names every offending column.
+
+    >>> err = SignatureError(missing=["age"], extra=["id"], mistyped=[("income", "string", "float64")])
+    >>> print(err.message)
+    input does not match the model's signature: missing columns ['age']; unexpected columns ['id']; column 'income' is string, the model expects float64
+    """
+
+    def __init__(
+        self,
+        *,
+        missing: list[str] | None = None,
+        extra: list[str] | None = None,
+        mistyped: list[tuple[str, str, str]] | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.missing = list(missing or [])
+        self.extra = list(extra or [])
+        self.mistyped = list(mistyped or [])
+        parts: list[str] = []
+        if self.missing:
+            parts.append(f"missing columns {self.missing}")
+        if self.extra:
+            parts.append(f"unexpected columns {self.extra}")
+        parts.extend(
+            f"column {name!r} is {got}, the model expects {want}"
+            for name, got, want in self.mistyped
+        )
+        if detail:
+            parts.append(detail)
+        super().__init__(
+            "input does not match the model's signature: " + "; ".join(parts),
+            hint="see the model's signature with `loopline.models.load(uri).signature`",
+        )
+
+
 class InvalidStateError(LooplineError):
     default_code = "INVALID_STATE"
 
@@ -117,6 +157,11 @@ class UnauthenticatedError(LooplineError):
 
 class PermissionDeniedError(LooplineError):
     default_code = "PERMISSION_DENIED"
+
+
+class UntrustedModelError(PermissionDeniedError):
+    """Loading a model needs ``trusted=True``: pickled code (which runs on load), or
+    skops types nobody recorded when the model was saved."""
 
 
 class IntegrityError(LooplineError):

@@ -203,3 +203,38 @@ def test_a_logged_model_registers_loads_by_alias_and_prints_its_env(
     env = cli("env", "models:/clf@champion")
     assert env.exit_code == 0, env.output
     assert "scikit-learn==" in env.stdout
+
+
+def test_diff_compares_predictions_on_a_dataset_version(
+    cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    import loopline.data
+
+    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    x.assign(target=y).to_csv(tmp_path / "cancer.csv", index=False)
+    loopline.data.add(tmp_path / "cancer.csv", "cancer")
+    for model in (
+        DecisionTreeClassifier(max_depth=1, random_state=0),
+        LogisticRegression(max_iter=5000),
+    ):
+        with loopline.start_run():
+            loopline.log_model(
+                model.fit(x, y), registered_model_name="tumour", input_example=x.head(2)
+            )
+    args = ("diff", "tumour@1", "tumour@2", "--dataset", "cancer@1", "--target", "target")
+    found = cli(*args, "--json")
+    assert found.exit_code == 0, found.output
+    pred = json.loads(found.stdout)["predictions"]
+    assert (pred["dataset"], pred["rows"], pred["task"]) == ("cancer@1", 569, "classification")
+    assert 0.8 < pred["agreement"] < 1.0
+    assert pred["metrics_b"]["accuracy"] > pred["metrics_a"]["accuracy"]
+    human = cli(*args)
+    assert human.exit_code == 0, human.output
+    assert "predictions on cancer@1 (569 rows, classification): agreement 0.9" in human.stdout
+    assert "accuracy" in human.stdout
+    assert "f1" in human.stdout
+    assert cli("diff", "tumour@1", "tumour@2", "--target", "target").exit_code == 2

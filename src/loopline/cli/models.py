@@ -18,7 +18,7 @@ from loopline.cli._output import esc, format_time, format_value, print_json, std
 if TYPE_CHECKING:
     from loopline.refs import Ref
     from loopline.registry.client import RegistryClient
-    from loopline.registry.entities import ModelVersion
+    from loopline.registry.entities import ModelVersion, PredictionComparison, VersionComparison
 
 __all__ = ["app"]
 
@@ -220,17 +220,38 @@ def diff(
     diff_only: Annotated[
         bool, typer.Option("--diff-only", help="Only params and metrics that differ.")
     ] = False,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            metavar="DATASET@REF",
+            help="Also predict with both versions on this tabular dataset version.",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            "--target",
+            metavar="COL",
+            help="The dataset's label column: dropped from the input, scored against.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare two versions of a model: their runs' params and metrics side by side."""
+    """Compare two versions of a model: their runs' params and metrics side by side and,
+    with --dataset, their predictions on a dataset version."""
     left, right = _ref(a, "NAME@A"), _ref(b, "NAME@B")
     if left.name != right.name:
         raise typer.BadParameter(
             f"both versions must belong to one model ({left.name!r} vs {right.name!r})",
             param_hint="NAME@B",
         )
+    if target is not None and dataset is None:
+        raise typer.BadParameter("--target needs --dataset", param_hint="--target")
     with _registry(ctx) as reg:
         found = reg.compare_versions(left.name, _ref_value(left), _ref_value(right))
+    if dataset is not None:
+        found.predictions = _compare_predictions(ctx, found, dataset, target)
     rows = [r for r in found.rows if r.differs or not diff_only]
     if as_json:
         data = found.to_dict()
@@ -253,6 +274,43 @@ def diff(
     console.print(out)
     if not rows:
         console.print("no params or metrics to compare", style="dim", markup=False)
+    if found.predictions is not None:
+        _print_predictions(found)
+
+
+def _compare_predictions(
+    ctx: typer.Context, found: "VersionComparison", dataset: str, target: str | None
+) -> "PredictionComparison":
+    """Both versions' predictions on ``dataset``, loaded through the SDK on these settings."""
+    from loopline.config import reset_settings
+    from loopline.registry import api
+    from loopline.registry._predictions import compare_predictions
+
+    reset_settings(settings_for(ctx))
+    try:
+        return compare_predictions(found.a, found.b, dataset, target)
+    finally:
+        api.close()
+
+
+def _print_predictions(found: "VersionComparison") -> None:
+    pred = found.predictions
+    assert pred is not None
+    console = stdout()
+    if pred.agreement is not None:
+        measure = f"agreement {format_value(pred.agreement)} (share of rows predicted alike)"
+    else:
+        measure = f"mean |a - b| {format_value(pred.mean_abs_diff)}"
+    console.print(
+        f"predictions on {pred.dataset} ({pred.rows} rows, {pred.task}): {measure}",
+        markup=False,
+    )
+    if pred.metrics_a:
+        out = table("Metric", found.a.ref, found.b.ref, title=f"against {pred.target}")
+        for key, value in pred.metrics_a.items():
+            cells = (key, format_value(value), format_value(pred.metrics_b.get(key)))
+            out.add_row(*(esc(c) for c in cells))
+        console.print(out)
 
 
 def _ref_value(ref: "Ref") -> str:

@@ -53,4 +53,7 @@ def to_pandas(version: DatasetVersion, path: str | None = None) -> pd.DataFrame:
     import pyarrow as pa
 
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-    return table.to_pandas()
+    frame = table.to_pandas()
+    # Autolog reads it to record which dataset version a model was trained on.
+    frame.attrs["loopline.dataset"] = str(version.ref)
+    return frame

@@ -21,9 +21,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from loopline.errors import SignatureError, UntrustedModelError
     from loopline.models.autologging import autolog
     from loopline.models.environment import env
-    from loopline.models.errors import SignatureError, UntrustedModelError
     from loopline.models.loaded import LoadedModel
     from loopline.models.loading import load, read_model_metadata
     from loopline.models.log import ModelInfo, log_model
@@ -65,9 +65,9 @@ _LAZY = {
     "RunProvenance": "loopline.models.metadata",
     "Schema": "loopline.models.signature",
     "Signature": "loopline.models.signature",
-    "SignatureError": "loopline.models.errors",
+    "SignatureError": "loopline.errors",
     "TensorSpec": "loopline.models.signature",
-    "UntrustedModelError": "loopline.models.errors",
+    "UntrustedModelError": "loopline.errors",
     "autolog": "loopline.models.autologging",
     "env": "loopline.models.environment",
     "infer_signature": "loopline.models.signature",

@@ -35,6 +35,14 @@ class ModelInfo:
     metadata: ModelMetadata
     registered_model_version: Any = None
     """The registry's ModelVersion when ``registered_model_name`` was given."""
+    model_id: str | None = None
+    """The MLflow-3-style logged model (``m-<id>``) holding the same files, when the
+    registry is there."""
+
+    @property
+    def logged_model_uri(self) -> str | None:
+        """``models:/m-<id>``: loads the same model as :attr:`model_uri`."""
+        return None if self.model_id is None else f"models:/{self.model_id}"
 
     @property
     def signature(self) -> Signature | None:
@@ -73,7 +81,8 @@ def log_model(
 ) -> ModelInfo:
     """Save ``model`` under ``name`` in the active run's artifacts (a run starts if none is).
 
-    The model records the run's metrics and the dataset versions it read. With
+    The model records the run's metrics and the dataset versions it read. Like MLflow
+    3, it is also a logged model (``info.logged_model_uri``, ``models:/m-<id>``). With
     ``registered_model_name``, the logged model becomes a new version of that
     registered model. See :func:`loopline.models.save_model` for the other arguments.
     """
@@ -98,9 +107,26 @@ def log_model(
             run=run_provenance(client, run_id),
         )
         client.log_artifacts(run_id, folder, artifact_path)
+        model_id = log_logged_model(run.info.experiment_id, run_id, artifact_path, folder, meta)
     uri = f"runs:/{run_id}/{artifact_path}"
     version = register(uri, registered_model_name) if registered_model_name else None
-    return ModelInfo(uri, run_id, artifact_path, meta.flavor, meta, version)
+    return ModelInfo(uri, run_id, artifact_path, meta.flavor, meta, version, model_id)
+
+
+def log_logged_model(
+    experiment_id: str, run_id: str, name: str, folder: Path, meta: ModelMetadata
+) -> str | None:
+    """Store ``folder`` as an MLflow 3 logged model of the run too; its id, or None when
+    this loopline has no registry. Blobs are content-addressed: the files are stored once."""
+    try:
+        registry = importlib.import_module("loopline.registry")
+    except ImportError:
+        return None
+    reg = registry.get_client()
+    logged = reg.create_logged_model(experiment_id, name, source_run_id=run_id, flavor=meta.flavor)
+    reg.log_logged_model_files(logged.model_id, folder)
+    reg.finalize_logged_model(logged.model_id)
+    return str(logged.model_id)
 
 
 def register(model_uri: str, name: str) -> Any:

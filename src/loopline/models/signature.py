@@ -16,7 +16,7 @@ Schema(columns=(ColumnSpec(name='age', dtype='int64'), ColumnSpec(name='income',
 >>> enforce(sig.inputs, pd.DataFrame({"age": ["x"], "zip": [1]}))
 Traceback (most recent call last):
 ...
-loopline.models.errors.SignatureError: input does not match the model's signature: missing columns ['income']; unexpected columns ['zip']; column 'age' is string, the model expects int64 (see the model's signature with `loopline.models.load(uri).signature`)
+loopline.errors.SignatureError: input does not match the model's signature: missing columns ['income']; unexpected columns ['zip']; column 'age' is string, the model expects int64 (see the model's signature with `loopline.models.load(uri).signature`)
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loopline.errors import InvalidArgumentError
-from loopline.models.errors import SignatureError
+from loopline.errors import InvalidArgumentError, SignatureError
 
 __all__ = [
     "ColumnSpec",

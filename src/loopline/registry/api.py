@@ -172,9 +172,30 @@ def lineage(ref: str) -> VersionLineage:
     return get_client().lineage(ref)
 
 
-def compare_versions(name: str, a: int | str, b: int | str) -> VersionComparison:
-    """Params and metrics of two versions' runs side by side (``a``/``b``: numbers or aliases)."""
-    return get_client().compare_versions(name, a, b)
+def compare_versions(
+    name: str,
+    a: int | str,
+    b: int | str,
+    dataset: str | None = None,
+    *,
+    target: str | None = None,
+) -> VersionComparison:
+    """Params and metrics of two versions' runs side by side (``a``/``b``: numbers or aliases).
+
+    With ``dataset`` (``NAME@REF`` of a tabular dataset version), both models also
+    predict on its table, ``target`` column dropped: ``predictions`` holds their
+    agreement and, with a ``target``, each one's accuracy/F1 or MAE/RMSE.
+    """
+    found = get_client().compare_versions(name, a, b)
+    if dataset is not None:
+        from loopline.registry._predictions import compare_predictions
+
+        found.predictions = compare_predictions(found.a, found.b, dataset, target)
+    elif target is not None:
+        from loopline.errors import InvalidArgumentError
+
+        raise InvalidArgumentError("a target column needs a dataset", hint="pass dataset=NAME@REF")
+    return found
 
 
 def download_model(uri: str, dest: str | os.PathLike[str] | None = None) -> Path:

@@ -26,6 +26,7 @@ __all__ = [
     "ModelFile",
     "ModelFiles",
     "ModelVersion",
+    "PredictionComparison",
     "RegisteredModel",
     "Review",
     "ReviewStatus",
@@ -227,10 +228,30 @@ class ComparisonRow(_Wire):
 
 
 @dataclass(slots=True)
+class PredictionComparison(_Wire):
+    """Two versions' predictions on one dataset version.
+
+    ``agreement`` (classifiers: the share of rows both predict alike) or
+    ``mean_abs_diff`` (regressors); with a ``target`` column, each version's
+    ``accuracy``/``f1`` or ``mae``/``rmse`` in ``metrics_a`` and ``metrics_b``.
+    """
+
+    dataset: str
+    rows: int
+    task: str  # "classification" or "regression"
+    target: str | None = None
+    agreement: float | None = None
+    mean_abs_diff: float | None = None
+    metrics_a: dict[str, float] = field(default_factory=dict)
+    metrics_b: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class VersionComparison(_Wire):
     a: ModelVersion
     b: ModelVersion
     rows: list[ComparisonRow] = field(default_factory=list)
+    predictions: PredictionComparison | None = None
 
     _nested: ClassVar[dict[str, Any]] = {
         "a": ModelVersion,
@@ -251,6 +272,7 @@ class VersionComparison(_Wire):
                 {"section": r.section, "key": r.key, "a": wire(r.a), "b": wire(r.b)}
                 for r in self.rows
             ],
+            "predictions": None if self.predictions is None else self.predictions.to_dict(),
         }
 
     @classmethod
@@ -274,6 +296,9 @@ class VersionComparison(_Wire):
                 )
                 for r in data.get("rows", [])
             ],
+            predictions=None
+            if data.get("predictions") is None
+            else PredictionComparison.from_dict(data["predictions"]),
         )
 
 

@@ -260,10 +260,11 @@ class RegistryService(RegistryTransport):
             self._tracking().get_run(parsed.run_id)  # a clear 404 for an unknown run
             path = safe_relpath(parsed.path, allow_empty=True)
             files = self._root_files(f"runs/{parsed.run_id}", path)
-            if files:
-                return uri, files, parsed.run_id, None
             # MLflow 3 keeps a run's model as a logged model named after the path.
             found = self.logged.of_run(parsed.run_id, path) if path else []
+            if files:  # loopline's log_model stores both: the logged model when they match
+                same = [m for m in found if _same_files(files, self._root_files(m.root, ""))]
+                return uri, files, parsed.run_id, same[0].model_id if same else None
             if found:
                 return (
                     found[0].uri,
@@ -592,6 +593,10 @@ class RegistryService(RegistryTransport):
     def logged_model_files(self, model_id: str, prefix: str = "") -> list[ModelFile]:
         logged = self.logged.get(model_id)
         return self._root_files(logged.root, safe_relpath(prefix, allow_empty=True))
+
+
+def _same_files(a: list[ModelFile], b: list[ModelFile]) -> bool:
+    return {(f.path, f.digest) for f in a} == {(f.path, f.digest) for f in b}
 
 
 def _copy_verified(source: Path, target: Path, digest: Digest) -> None:

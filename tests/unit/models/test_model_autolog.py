@@ -120,7 +120,7 @@ def test_the_dataset_version_a_frame_came_from_is_recorded(tmp_path: Path, cance
     x.assign(target=y).to_csv(csv, index=False)
     loopline.data.add(csv, "cancer")
     frame = loopline.data.get("cancer@1").to_pandas()  # read before any run is active
-    frame.attrs.setdefault("loopline.dataset", "cancer@1")  # until loopline.data sets it
+    assert frame.attrs["loopline.dataset"] == "cancer@1"
     autolog()
     with loopline.start_run() as run:
         DecisionTreeClassifier(max_depth=3).fit(frame.drop(columns="target"), frame["target"])

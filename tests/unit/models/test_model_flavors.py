@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
+from loopline.errors import UntrustedModelError
 from loopline.models import load, save_model
-from loopline.models.errors import UntrustedModelError
 from loopline.models.metadata import MODEL_FILE
 
 if TYPE_CHECKING:

@@ -212,3 +212,26 @@ def test_a_model_file_replaced_in_the_run_after_logging_is_refused(
     client.log_bytes(run.info.run_id, b"\0" * size, "model/model.skops")  # same size, new content
     with pytest.raises(IntegrityError, match=r"model file 'model\.skops' does not match"):
         load(info.model_uri)
+
+
+def test_log_model_is_also_an_mlflow_3_logged_model(classifier: Any, cancer: Data) -> None:
+    import loopline.registry
+
+    x, _ = cancer
+    with loopline.start_run() as run:
+        info = log_model(classifier, "clf", input_example=x.head(2))
+    assert info.model_id is not None
+    assert info.logged_model_uri == f"models:/{info.model_id}"
+    logged = loopline.registry.get_client().get_logged_model(info.model_id)
+    assert (logged.name, logged.source_run_id, logged.status, logged.flavor) == (
+        "clf",
+        run.info.run_id,
+        "READY",
+        "sklearn",
+    )
+    loaded = load(info.logged_model_uri)
+    np.testing.assert_array_equal(loaded.predict(x), classifier.predict(x))
+    assert loaded.metadata.run is not None
+    assert loaded.metadata.run.run_id == run.info.run_id
+    version = loopline.registry.register_model(info.model_uri, "cancer-clf")
+    assert loopline.registry.lineage(version.ref).logged_model_id == info.model_id

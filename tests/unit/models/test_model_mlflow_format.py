@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pytest
 
+from loopline.errors import UntrustedModelError
 from loopline.models import load
-from loopline.models.errors import UntrustedModelError
 
 if TYPE_CHECKING:
     from pathlib import Path

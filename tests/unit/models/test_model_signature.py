@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from loopline.models.errors import SignatureError
+from loopline.errors import SignatureError
 from loopline.models.signature import (
     ColumnSpec,
     Schema,
@@ -139,3 +139,18 @@ def test_loaded_model_enforces_the_signature(
     np.testing.assert_array_equal(loaded.predict(ints), model.predict(ints.astype(float)))
     one = x.iloc[0].to_dict()
     assert loaded.predict(one).tolist() == model.predict(x.head(1)).tolist()
+
+
+def test_the_model_errors_live_in_the_one_error_tree() -> None:
+    import loopline.errors
+    import loopline.models
+    from loopline.models import errors as model_errors
+
+    for name in ("SignatureError", "UntrustedModelError"):
+        cls = getattr(loopline.errors, name)
+        assert getattr(loopline.models, name) is cls
+        assert getattr(model_errors, name) is cls
+        assert name in loopline.errors.__all__
+        assert name in (loopline.errors.__doc__ or "")
+    assert issubclass(loopline.errors.SignatureError, loopline.errors.InvalidArgumentError)
+    assert issubclass(loopline.errors.UntrustedModelError, loopline.errors.PermissionDeniedError)

@@ -14,8 +14,7 @@ import importlib.metadata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from loopline.errors import InvalidArgumentError, MissingDependencyError
-from loopline.models.errors import UntrustedModelError
+from loopline.errors import InvalidArgumentError, MissingDependencyError, UntrustedModelError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from loopline.errors import InvalidArgumentError
-from loopline.models.errors import UntrustedModelError
+from loopline.errors import InvalidArgumentError, UntrustedModelError
 from loopline.models.flavors import _pickle
 from loopline.models.flavors.base import Flavor, Predictor, Saved, require
 
@@ -37,7 +36,7 @@ def check_skops_types(found: list[str], recorded: list[str], *, file: str) -> No
     >>> check_skops_types(["os.system"], [], file="m")
     Traceback (most recent call last):
     ...
-    loopline.models.errors.UntrustedModelError: m needs types that were not recorded when it was saved: ['os.system'] (load it with trusted=True only if you trust its source)
+    loopline.errors.UntrustedModelError: m needs types that were not recorded when it was saved: ['os.system'] (load it with trusted=True only if you trust its source)
     """
     unexpected = sorted(set(found) - set(recorded))
     if unexpected:
