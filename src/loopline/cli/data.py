@@ -21,7 +21,7 @@ from loopline.cli._output import format_bytes, format_time, print_json
 
 if TYPE_CHECKING:
     from loopline.config import Settings
-    from loopline.data.entities import Change, TableChange
+    from loopline.data.entities import Change, TableChange, TransferResult
     from loopline.data.progress import Progress
     from loopline.data.service import DataService
 
@@ -469,6 +469,57 @@ def checkout(
         f"{result.ref} -> {result.dest}: {_plural(result.files, 'file')}, "
         f"{format_bytes(result.bytes)} ({how}{extra})"
     )
+
+
+# -- remotes ------------------------------------------------------------------------------------
+RemoteOption = Annotated[
+    str,
+    typer.Option(
+        "--remote",
+        "-r",
+        metavar="URL",
+        help="A remote blob store: a folder, file://PATH or s3://BUCKET/PREFIX.",
+    ),
+]
+
+
+def _transfer_summary(result: "TransferResult") -> str:
+    arrow = "->" if result.direction == "push" else "<-"
+    recorded = "" if result.recorded else " (version already there)"
+    return (
+        f"{result.ref} {arrow} {result.remote}: {_plural(result.moved, 'object')} moved "
+        f"({format_bytes(result.bytes_moved)}), {result.skipped:,} already there{recorded}"
+    )
+
+
+@app.command("push")
+def push(
+    ctx: typer.Context, ref: RefArg, remote: RemoteOption, as_json: JsonOption = False
+) -> None:
+    """Copy a version to a remote; only objects the remote lacks move (a rerun resumes)."""
+    from loopline.data.transfer import push as run_push
+
+    with _service(ctx) as service:
+        result = run_push(service, ref, remote, progress=_progress("Pushing"))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    _echo(_transfer_summary(result))
+
+
+@app.command("pull")
+def pull(
+    ctx: typer.Context, ref: RefArg, remote: RemoteOption, as_json: JsonOption = False
+) -> None:
+    """Copy a version from a remote, verified, with the same number and digest."""
+    from loopline.data.transfer import pull as run_pull
+
+    with _service(ctx) as service:
+        result = run_pull(service, ref, remote, progress=_progress("Pulling"))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    _echo(_transfer_summary(result))
 
 
 @app.command("tag")

@@ -56,18 +56,24 @@ class Pool:
     """Runs ``work(i, worker)`` for ``i`` in ``range(count)`` on up to ``workers`` threads."""
 
     def __init__(
-        self, count: int, workers: int | None = None, progress: Progress | None = None
+        self,
+        count: int,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        *,
+        batch: int = BATCH,
     ) -> None:
         self.count = count
+        self.batch = batch
         wanted = workers or default_workers()
-        self.workers = max(1, min(wanted, -(-count // BATCH)))
+        self.workers = max(1, min(wanted, -(-count // batch)))
         self.progress = progress or NoProgress()
         self.cancel = threading.Event()
         self.errors: list[BaseException] = []
         self.files = [0] * self.workers
         """Files done, per worker (workers add to their own slot)."""
         self.bytes = [0] * self.workers
-        self._next = itertools.count(0, BATCH)
+        self._next = itertools.count(0, batch)
 
     def run(self, work: Callable[[int, int], None]) -> None:
         """Do all the work; raises the first failure, or KeyboardInterrupt when interrupted."""
@@ -99,7 +105,7 @@ class Pool:
                 start = next(self._next)
                 if start >= self.count:
                     return
-                for i in range(start, min(start + BATCH, self.count)):
+                for i in range(start, min(start + self.batch, self.count)):
                     if self.cancel.is_set():
                         return
                     work(i, worker)

@@ -126,18 +126,23 @@ def _add(
         row, created = service.record(_with(new, digest=digest))
         return service.version(row, unchanged=not created)
     known = tree.known
-    from loopline.data.ingest import ingest
+    if service.http is not None:  # through a server: hash here, upload what it lacks
+        from loopline.data.http import upload
 
-    referenced = service.manifest_digests(latest.digest) if latest is not None else set()
-    digests = ingest(
-        snapshot.files,
-        known,
-        service.sink(),
-        blobs=service.blobs,
-        referenced=referenced,
-        workers=workers,
-        progress=progress,
-    )
+        digests = upload(service, snapshot.files, known, workers=workers, progress=progress)
+    else:
+        from loopline.data.ingest import ingest
+
+        referenced = service.manifest_digests(latest.digest) if latest is not None else set()
+        digests = ingest(
+            snapshot.files,
+            known,
+            service.sink(),
+            blobs=service.blobs,
+            referenced=referenced,
+            workers=workers,
+            progress=progress,
+        )
     manifest = build_manifest(snapshot, digests)
     digest = str(manifest.digest)
     service.state.record(snapshot, digests, digest, started_ns=started)

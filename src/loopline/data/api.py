@@ -35,12 +35,14 @@ if TYPE_CHECKING:
         GcResult,
         Lineage,
         Status,
+        TransferResult,
         VerifyReport,
     )
     from loopline.data.progress import Progress
     from loopline.data.service import DataService
     from loopline.data.store import DatasetRow
     from loopline.data.version import DatasetVersion
+    from loopline.store.blobs import BlobStore
 
 __all__ = [
     "add",
@@ -53,6 +55,8 @@ __all__ = [
     "lineage",
     "list_datasets",
     "log_input",
+    "pull",
+    "push",
     "status",
     "tag",
     "verify",
@@ -311,3 +315,49 @@ def verify(ref: str | None = None, *, progress: Progress | None = None) -> Verif
     from loopline.data.verify import verify as _verify
 
     return _verify(get_service(), ref, progress=progress)
+
+
+def push(
+    ref: str | DatasetVersion,
+    remote: str | BlobStore,
+    *,
+    progress: Progress | None = None,
+) -> TransferResult:
+    """Copy a version (its manifest, files, profile and record) to a remote blob store.
+
+    ``remote`` is a folder, ``file://PATH`` or ``s3://BUCKET/PREFIX``. Only objects
+    the remote lacks move; running it again after an interruption resumes.
+
+    >>> import tempfile
+    >>> from loopline.data._doc import fresh_home, sample_csv
+    >>> _ = fresh_home()
+    >>> _ = add(sample_csv(), "shared")
+    >>> remote = tempfile.mkdtemp()
+    >>> push("shared@1", remote).moved, push("shared@1", remote).moved
+    (3, 0)
+    """
+    from loopline.data.transfer import push as _push
+
+    return _push(get_service(), ref, remote, progress=progress)
+
+
+def pull(ref: str, remote: str | BlobStore, *, progress: Progress | None = None) -> TransferResult:
+    """Copy a version from a remote blob store into this one, with its number and digest.
+
+    Every blob is verified on the way: a corrupt one raises
+    :class:`~loopline.errors.IntegrityError` naming the file and its digest, and is
+    not stored; the version is recorded only once all its blobs are here.
+
+    >>> import tempfile
+    >>> from loopline.data._doc import fresh_home, sample_csv
+    >>> _ = fresh_home()
+    >>> _ = add(sample_csv(), "shared")
+    >>> remote = tempfile.mkdtemp()
+    >>> _ = push("shared", remote)
+    >>> _ = fresh_home()                   # another, empty home
+    >>> pull("shared@1", remote).ref, get("shared@1").files[0].path
+    ('shared@1', 'measurements.csv')
+    """
+    from loopline.data.transfer import pull as _pull
+
+    return _pull(get_service(), ref, remote, progress=progress)

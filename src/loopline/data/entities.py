@@ -20,6 +20,7 @@ __all__ = [
     "ModelUse",
     "Status",
     "TableChange",
+    "TransferResult",
     "VerifyReport",
 ]
 
@@ -175,3 +176,25 @@ class GcResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class TransferResult:
+    """What a push or a pull moved: objects (blobs) needed, moved, and skipped as already there."""
+
+    direction: str
+    """``push`` or ``pull``."""
+    ref: str
+    remote: str
+    objects: int
+    moved: int
+    bytes_moved: int
+    recorded: bool
+    """Whether the version record was created (False: it was there already)."""
+
+    @property
+    def skipped(self) -> int:
+        return self.objects - self.moved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "skipped": self.skipped}

@@ -5,9 +5,13 @@ fast store, and only when an operation needs more, the SQLAlchemy
 :class:`~loopline.data.store.DataStore` (which migrates the database). ``add`` and
 ``status`` on an unchanged tree therefore never import SQLAlchemy.
 
-The service works on a metadata database (embedded SQLite or a database URL). A
-tracking URI that names a server is refused for now: data operations through
-``loopline server`` come with the data REST endpoints, which will wrap this service.
+The service works on a metadata database (embedded SQLite or a database URL), or,
+when the tracking URI names a ``loopline server``, through the server's data API
+(:mod:`loopline.data.http`): files are hashed here, only the blobs the server lacks
+are uploaded, and versions are recorded there. Operations that need the database
+itself (``gc``, ``verify``, tag history) are refused through a server.
+
+The server builds one with :meth:`DataService.over` on its own database and blob store.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from loopline.store.digest import Digest
 if TYPE_CHECKING:
     from loopline.config import Settings
     from loopline.data._sqlite import LiteStore
+    from loopline.data.http import DataHttpClient
     from loopline.data.ingest import Sink
     from loopline.data.manifest import Manifest
     from loopline.data.refs import Ref
@@ -39,12 +44,6 @@ class DataService:
     """Data versioning over the stores the settings name."""
 
     def __init__(self, settings: Settings) -> None:
-        if settings.remote:
-            raise InvalidStateError(
-                f"data versioning does not work through a server yet "
-                f"(the tracking URI is {settings.tracking_uri})",
-                hint="unset LOOPLINE_TRACKING_URI, or set it to the server's database URL",
-            )
         self.settings = settings
         self._db: Database | None = None
         self._store: DataStore | None = None
@@ -52,11 +51,46 @@ class DataService:
         self._state: State | None = None
         self._lite: LiteStore | None = None
         self._lite_tried = False
+        self._borrowed = False
         self._manifests: dict[str, Manifest] = {}
+        self.http: DataHttpClient | None = None
+        """The server's data API when the tracking URI names a server (else None)."""
+        if settings.remote:
+            self._connect()
+
+    def _connect(self) -> None:
+        from loopline.data.http import DataHttpClient, HttpBlobStore, HttpDataStore
+
+        self.http = DataHttpClient.from_settings(self.settings)
+        self._blobs = HttpBlobStore(self.http)
+        self._store = HttpDataStore(self.http)
+        self._lite_tried = True
+
+    @classmethod
+    def over(cls, db: Database, blobs: BlobStore, *, user: str, project: str) -> DataService:
+        """A service on stores someone else owns (the server's): closing it leaves them open."""
+        import tempfile
+        from pathlib import Path
+
+        from loopline.config import Settings
+
+        home = Path(tempfile.gettempdir()) / "loopline-server-data"
+        service = cls(Settings(home=home, user=user, project=project))
+        service._db = db
+        service._blobs = blobs
+        service._lite_tried = True  # SQLAlchemy only: the server's database may be anything
+        service._borrowed = True
+        return service
 
     # -- stores, opened on first use ----------------------------------------------------
     @property
     def db(self) -> Database:
+        if self.settings.remote:
+            raise InvalidStateError(
+                f"this data operation needs the metadata database; it does not work through "
+                f"a server (the tracking URI is {self.settings.tracking_uri})",
+                hint="run it on the server's host, with LOOPLINE_TRACKING_URI set to its database",
+            )
         if self._db is None:
             from loopline.store.metadata import Database
 
@@ -65,6 +99,8 @@ class DataService:
 
     @property
     def store(self) -> DataStore:
+        if self.settings.remote and self.http is None:
+            self._connect()
         if self._store is None:
             from loopline.data.store import DataStore
 
@@ -73,6 +109,8 @@ class DataService:
 
     @property
     def blobs(self) -> BlobStore:
+        if self.settings.remote and self.http is None:
+            self._connect()
         if self._blobs is None:
             from loopline.store.blobs import open_blob_store
 
@@ -94,7 +132,7 @@ class DataService:
 
     def lite(self) -> LiteStore | None:
         """The stdlib-sqlite3 store when the metadata store allows it (see :mod:`._sqlite`)."""
-        if not self._lite_tried:
+        if not self._lite_tried and not self.settings.remote:
             from loopline.data._sqlite import open_lite
 
             self._lite = open_lite(self.settings.metadata_url)
@@ -158,9 +196,15 @@ class DataService:
         return digests_in(self.blobs.get_bytes(blob, verify=True))
 
     def close(self) -> None:
-        for closer in (self._lite, self._state, self._blobs, self._db):
+        owned = (
+            (self._lite, self._state)
+            if self._borrowed
+            else (self._lite, self._state, self._blobs, self._db, self.http)
+        )
+        for closer in owned:
             if closer is not None:
                 closer.close()
         self._lite = self._state = self._blobs = self._db = None
         self._store = None
         self._lite_tried = False
+        self.http = None

@@ -28,7 +28,13 @@ from loopline.data.rows import (
     VersionRow,
     now_ms,
 )
-from loopline.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, StoreError
+from loopline.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+    StoreError,
+)
 from loopline.events import emit
 from loopline.store.metadata.schema import (
     dataset_tag_history,
@@ -256,6 +262,79 @@ class DataStore:
         )
         for tag in new.tags:
             self._move_tag(conn, pid, row, tag, new.user, now)
+        return row, True
+
+    def import_version(self, new: NewVersion, number: int) -> tuple[VersionRow, bool]:
+        """Record ``new`` as version ``number`` (a pull from a remote); (the version, created).
+
+        The number is kept so that ``NAME@3`` means the same content everywhere; versions
+        pulled out of order leave gaps, and later adds continue after the highest number.
+        A version with that number and the same digest is kept as it is.
+        """
+        return self._retry(lambda conn: self._import(conn, new, number))
+
+    def _import(self, conn: Connection, new: NewVersion, number: int) -> tuple[VersionRow, bool]:
+        now = now_ms()
+        pid = self._project_id(conn, new.project)
+        dataset_id = conn.execute(
+            sa.select(datasets.c.id)
+            .where(datasets.c.project_id == pid, datasets.c.name == new.name)
+            .with_for_update()
+        ).scalar()
+        if dataset_id is None:
+            dataset_id = conn.execute(
+                sa.insert(datasets)
+                .values(project_id=pid, name=new.name, created_at=now, updated_at=now)
+                .returning(datasets.c.id)
+            ).scalar_one()
+        found = conn.execute(
+            _VERSION_SELECT.where(_V.dataset_id == dataset_id, _V.version == number)
+        ).first()
+        if found is not None:
+            row = _row(found)
+            if row.digest != new.digest:
+                raise InvalidStateError(
+                    f"{new.name}@{number} exists here with another content "
+                    f"({row.digest}, the remote has {new.digest})",
+                    hint="the stores diverged: push or pull under another dataset name",
+                )
+            return row, False
+        version_id = conn.execute(
+            sa.insert(dataset_versions)
+            .values(
+                dataset_id=dataset_id,
+                version=number,
+                digest=new.digest,
+                kind=new.kind,
+                file_count=new.file_count,
+                total_size=new.total_size,
+                message=new.message,
+                source=new.source,
+                schema_json=new.schema_json,
+                profile_digest=new.profile_digest,
+                created_at=now,
+                created_by=new.user,
+            )
+            .returning(_V.id)
+        ).scalar_one()
+        conn.execute(sa.update(datasets).where(datasets.c.id == dataset_id).values(updated_at=now))
+        emit(
+            conn,
+            EVENT_VERSION_ADDED,
+            LINEAGE_TYPE,
+            str(version_id),
+            new.user,
+            {
+                "dataset": new.name,
+                "version": number,
+                "digest": new.digest,
+                "file_count": new.file_count,
+                "total_size": new.total_size,
+                "pulled": True,
+            },
+            project_id=pid,
+        )
+        row = _row(conn.execute(_VERSION_SELECT.where(_V.id == version_id)).one())
         return row, True
 
     def resolve(self, project: str, ref: Ref) -> VersionRow:

@@ -53,6 +53,11 @@ class DatasetVersion:
         self.unchanged = unchanged
 
     @property
+    def row(self) -> VersionRow:
+        """The stored record (what the REST API and remotes exchange)."""
+        return self._row
+
+    @property
     def ref(self) -> str:
         """``name@version``: a reference that always names this version."""
         return f"{self.name}@{self.version}"

@@ -34,12 +34,14 @@ def create_app(service: TrackingService, *, max_body_bytes: int = 256 * 1024 * 1
     app.add_middleware(BodyLimitMiddleware)  # reads app.state.max_body_bytes per request
 
     from loopline.server.api import router as native_router
+    from loopline.server.api.data import router as data_router
     from loopline.server.api.registry import router as registry_router
     from loopline.server.mlflow_compat import routers as mlflow_routers
 
     app.include_router(native_router)
-    # The registry router carries its full /api/v1/registry prefix.
+    # The registry and data routers carry their full /api/v1/... prefixes.
     app.include_router(registry_router)
+    app.include_router(data_router)
     for router in mlflow_routers():
         app.include_router(router)
 

@@ -1,0 +1,367 @@
+"""Data versioning through a ``loopline server``: the client side of ``/api/v1/data``.
+
+When the tracking URI names a server, :class:`~loopline.data.service.DataService`
+swaps its two stores for these:
+
+* :class:`HttpBlobStore`, a :class:`~loopline.store.blobs.BlobStore` over the
+  server's blob endpoints (bulk ``missing``, raw ``PUT`` upload, streamed ``GET``
+  download verified against the digest);
+* :class:`HttpDataStore`, the :class:`~loopline.data.store.DataStore` methods the
+  SDK needs (latest, record, resolve, versions, datasets, tags, lineage edges) over
+  the version endpoints. Others need the database itself and are refused.
+
+``add`` hashes files here (with the local state cache), asks the server which blobs
+it lacks, uploads only those in parallel (:func:`upload`), then the manifest, then
+records the version: the server checks that every blob is there first.
+
+Every call carries the caller's identity (``X-Loopline-User``/``X-Loopline-Project``,
+a bearer token) and error bodies become the matching :class:`~loopline.errors.LooplineError`.
+Reads and blob uploads (content-addressed: repeating one is harmless) are retried on
+network errors and 5xx; recording a version only when the connection could not be made.
+
+>>> c = DataHttpClient("http://127.0.0.1:5000/", user="ada")
+>>> c.base_url, c.headers["x-loopline-user"]
+('http://127.0.0.1:5000', 'ada')
+>>> c.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from loopline.client.session import ApiSession
+from loopline.data.rows import VERSION_COLUMNS, NewVersion, VersionRow
+from loopline.data.store import DatasetRow, DataStore
+from loopline.errors import (
+    IntegrityError,
+    InvalidStateError,
+    NotFoundError,
+)
+from loopline.store.blobs import BlobStore
+from loopline.store.digest import ALGO, Digest, Hasher
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+
+    from loopline.config import Settings
+    from loopline.data.progress import Progress
+    from loopline.data.refs import Ref
+    from loopline.data.scan import ScannedFile
+    from loopline.data.service import DataService
+    from loopline.store.metadata import Database
+
+__all__ = ["API", "DataHttpClient", "HttpBlobStore", "HttpDataStore", "upload"]
+
+API = "/api/v1/data"
+DIGEST_HEADER = "x-loopline-digest"
+MISSING_BATCH = 5000
+"""Digests per ``POST /blobs/missing`` call."""
+_CHUNK = 1024 * 1024
+
+
+class DataHttpClient(ApiSession):
+    """The ``/api/v1/data`` endpoints of one server, over one keep-alive connection pool."""
+
+    server_hint = "is this URL a loopline server with the data API?"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        user: str = "unknown",
+        project: str = "default",
+        timeout: float = 120.0,
+        retries: int = 6,
+        backoff: float = 0.1,
+        max_backoff: float = 2.0,
+    ) -> None:
+        super().__init__(
+            base_url,
+            API,
+            token=token,
+            user=user,
+            project=project,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DataHttpClient:
+        return cls(
+            str(settings.tracking_uri),
+            token=settings.token,
+            user=settings.user,
+            project=settings.project,
+        )
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """One JSON call; its decoded answer."""
+        return self._call(method, url, params=params, json=json, idempotent=idempotent)
+
+    # -- blobs -------------------------------------------------------------------------------
+    def missing(self, digests: Sequence[str]) -> set[str]:
+        """Which of ``digests`` (``blake3:<hex>``) the server lacks."""
+        found: set[str] = set()
+        for start in range(0, len(digests), MISSING_BATCH):
+            batch = list(digests[start : start + MISSING_BATCH])
+            answer = self.call("POST", "/blobs/missing", json={"digests": batch}, idempotent=True)
+            found.update(answer["missing"])
+        return found
+
+    def put_blob(self, digest: Digest, source: Path | bytes) -> None:
+        """Upload a blob (the server verifies it against ``digest``)."""
+        headers = {"content-type": "application/octet-stream"}
+
+        def attempt() -> None:
+            if isinstance(source, bytes):
+                self._check(self._http.put(f"/blobs/{digest}", content=source, headers=headers))
+                return
+            with open(source, "rb") as handle:  # reopened per try, streamed
+                self._check(
+                    self._http.put(f"/blobs/{digest}", content=_chunks(handle), headers=headers)
+                )
+
+        self._retrying(attempt, idempotent=True)
+
+    def get_blob(self, digest: Digest, out: Callable[[bytes], object]) -> None:
+        """Stream a blob to ``out`` (chunk by chunk; not verified here)."""
+
+        def attempt() -> None:
+            with self._http.stream("GET", f"/blobs/{digest}") as response:
+                self._check(response)
+                for chunk in response.iter_bytes(_CHUNK):
+                    out(chunk)
+
+        self._retrying(attempt, idempotent=True)
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    while chunk := handle.read(_CHUNK):
+        yield chunk
+
+
+class HttpBlobStore(BlobStore):
+    """A server's blob store, through ``/api/v1/data/blobs``; every read is verified."""
+
+    def __init__(self, http: DataHttpClient) -> None:
+        self.http = http
+        self.uri = f"{http.base_url}{API}/blobs"
+
+    def _refused(self, what: str) -> InvalidStateError:
+        return InvalidStateError(
+            f"{what} is not available through the server's data API ({self.http.base_url})",
+            hint="run it on the server's host",
+        )
+
+    def put_file(self, path: Path, *, digest: Digest | None = None) -> Digest:
+        if digest is None:
+            hasher = Hasher()
+            with open(path, "rb") as handle:
+                for chunk in _chunks(handle):
+                    hasher.update(chunk)
+            digest = Digest(ALGO, hasher.hexdigest())
+        self.http.put_blob(digest, Path(path))
+        return digest
+
+    def put_bytes(self, data: bytes) -> Digest:
+        digest = Digest.of_bytes(data)
+        self.http.put_blob(digest, data)
+        return digest
+
+    def exists(self, digest: Digest) -> bool:
+        return not self.missing([digest])
+
+    def missing(self, digests: Iterable[Digest]) -> set[Digest]:
+        wanted = sorted({str(d) for d in digests})
+        return {Digest.parse(d) for d in self.http.missing(wanted)}
+
+    def size(self, digest: Digest) -> int:
+        return len(self.get_bytes(digest, verify=False))
+
+    def open(self, digest: Digest) -> BinaryIO:
+        return io.BytesIO(self.get_bytes(digest, verify=False))
+
+    def _corrupt(self, digest: Digest) -> IntegrityError:
+        return IntegrityError(
+            f"blob {digest} from {self.uri} is corrupt: its content does not match its digest",
+            hint="run `loopline data verify` on the server's host",
+        )
+
+    def get_bytes(self, digest: Digest, *, verify: bool = True) -> bytes:
+        buffer = bytearray()
+        self.http.get_blob(digest, buffer.extend)
+        data = bytes(buffer)
+        if verify and Digest.of_bytes(data) != digest:
+            raise self._corrupt(digest)
+        return data
+
+    def get_file(self, digest: Digest, dest: Path, *, verify: bool = True) -> None:
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                hasher = Hasher()
+
+                def write(chunk: bytes) -> None:
+                    hasher.update(chunk)
+                    out.write(chunk)
+
+                self.http.get_blob(digest, write)
+            if verify and hasher.hexdigest() != digest.hex:
+                raise self._corrupt(digest)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def delete(self, digest: Digest) -> None:
+        raise self._refused("deleting a blob")
+
+    def iter_digests(self) -> Iterator[Digest]:
+        raise self._refused("listing every blob")
+
+    def write_file(self, key: str, data: bytes) -> None:
+        raise self._refused(f"writing {key}")
+
+    def read_file(self, key: str) -> bytes:
+        raise NotFoundError(f"file {key!r} is not served by {self.uri}")
+
+    def list_files(self, prefix: str = "") -> list[str]:
+        return []  # no packs: files uploaded through the API are blobs of their own
+
+    def delete_file(self, key: str) -> None:
+        raise self._refused(f"deleting {key}")
+
+
+class _NoDatabase:
+    """Stands for the database an :class:`HttpDataStore` does not have."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    def _refuse(self) -> InvalidStateError:
+        return InvalidStateError(
+            f"this data operation needs the metadata database; it does not work through "
+            f"the server at {self.base_url}",
+            hint="run it on the server's host, with LOOPLINE_TRACKING_URI set to its database",
+        )
+
+    def read(self) -> Any:
+        raise self._refuse()
+
+    def write(self) -> Any:
+        raise self._refuse()
+
+
+def _row(doc: dict[str, Any]) -> VersionRow:
+    return VersionRow(*(doc[c] for c in VERSION_COLUMNS))
+
+
+class HttpDataStore(DataStore):
+    """The version methods of :class:`~loopline.data.store.DataStore`, answered by a server.
+
+    The project is the client's (sent with every call), so ``project`` arguments are
+    ignored. Methods not overridden here reach for the database and are refused.
+    """
+
+    def __init__(self, http: DataHttpClient) -> None:
+        self.http = http
+        self.db = cast("Database", _NoDatabase(http.base_url))
+        self._tags: dict[int, list[str]] = {}
+
+    def _version(self, doc: dict[str, Any]) -> VersionRow:
+        row = _row(doc)
+        self._tags[row.id] = list(doc.get("tags", []))
+        return row
+
+    def latest(self, project: str, name: str) -> VersionRow | None:
+        try:
+            return self._version(self.http.call("GET", "/version", params={"ref": name})["version"])
+        except NotFoundError:
+            return None
+
+    def record(self, new: NewVersion) -> tuple[VersionRow, bool]:
+        body = {
+            "name": new.name,
+            "digest": new.digest,
+            "message": new.message,
+            "source": new.source,
+            "schema_json": new.schema_json,
+            "profile_digest": new.profile_digest,
+            "tags": list(new.tags),
+        }
+        answer = self.http.call("POST", "/versions", json=body)
+        return self._version(answer["version"]), bool(answer["created"])
+
+    def resolve(self, project: str, ref: Ref) -> VersionRow:
+        return self._version(self.http.call("GET", "/version", params={"ref": str(ref)})["version"])
+
+    def versions(self, project: str, name: str) -> list[VersionRow]:
+        answer = self.http.call("GET", "/versions", params={"name": name})
+        return [self._version(v) for v in answer["versions"]]
+
+    def datasets(self, project: str) -> list[DatasetRow]:
+        answer = self.http.call("GET", "/datasets")
+        return [DatasetRow(**d) for d in answer["datasets"]]
+
+    def tags_for(self, version_ids: Sequence[int]) -> dict[int, list[str]]:
+        return {i: self._tags[i] for i in version_ids if self._tags.get(i)}
+
+    def add_edge(
+        self,
+        src: tuple[str, str],
+        dst: tuple[str, str],
+        relation: str,
+        context: str = "",
+    ) -> bool:
+        body = {"src": list(src), "dst": list(dst), "relation": relation, "context": context}
+        return bool(self.http.call("POST", "/lineage/edges", json=body)["created"])
+
+
+def upload(
+    service: DataService,
+    files: Sequence[ScannedFile],
+    known: dict[str, str],
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, str]:
+    """Hash ``files`` here (``known`` digests are trusted), upload those the server lacks.
+
+    Returns ``relpath -> hex digest`` of every file.
+    """
+    from loopline.data.ingest import hash_files
+    from loopline.data.transfer import run_transfers
+
+    unknown = [f for f in files if f.relpath not in known]
+    digests = {**known, **hash_files(unknown, workers=workers)}
+    sources: dict[str, tuple[int, str]] = {}
+    for f in files:
+        sources.setdefault(digests[f.relpath], (f.size, f.abspath))
+    absent = sorted(d.hex for d in service.blobs.missing(Digest(ALGO, h) for h in sources))
+
+    def send(hexdigest: str) -> int:
+        size, path = sources[hexdigest]
+        service.blobs.put_file(Path(path), digest=Digest(ALGO, hexdigest))
+        return size
+
+    run_transfers(absent, sources, send, workers, progress)
+    return digests
