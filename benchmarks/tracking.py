@@ -383,6 +383,7 @@ def loopline_runs(sizes: dict[str, int], progress: Progress) -> Results:
             done += 1
             if deadline.expired():
                 break
+        ll.flush()  # end_run does not wait for the write: count it in
         elapsed = time.perf_counter() - t0
         stored = len(ll.search_runs(output_format="list"))
         if stored != done:
@@ -413,6 +414,7 @@ def loopline_search(sizes: dict[str, int], progress: Progress) -> Results:
         for n, key in ((small, "search_small_p50_ms"), (large, "search_p50_ms")):
             t0 = time.perf_counter()
             _loopline_create(ll, data[created:n], setup)
+            ll.flush()  # the runs are stored before the searches are timed
             progress(f"search: created {n - created:,} runs in {time.perf_counter() - t0:.1f} s")
             created = n
             expected = expected_matches(data[:n])

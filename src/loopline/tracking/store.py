@@ -362,6 +362,7 @@ class TrackingStore:
                 self._insert_metrics(conn, batch.metrics)
             for update in batch.updates:
                 self._update_run(conn, update, actor)
+        self.db.note_writes(len(batch))
 
     def _insert_runs(self, conn: Connection, new_runs: list[NewRun]) -> None:
         exp_ids = sorted({_experiment_int(r.experiment_id) for r in new_runs})
@@ -623,23 +624,22 @@ class TrackingStore:
 
     def _hydrate_stmt(self, what: str) -> Any:
         def build() -> Any:
-            if self.db.dialect == "sqlite":
-                # One bound JSON array instead of thousands of IN parameters.
-                each = sa.func.json_each(sa.bindparam("ids")).table_valued("value")
-                wanted: Any = sa.select(each.c.value)
-                aggregate: Any = sa.func.json_group_object
-            else:
-                wanted = sa.bindparam("ids", expanding=True)
-                aggregate = sa.func.json_object_agg
+            t = {"metrics": latest_metrics, "params": params, "tags": tags}[what]
             if what == "metrics":
-                t = latest_metrics
-                return sa.select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(wanted))
-            t = params if what == "params" else tags
-            return (
-                sa.select(t.c.run_id, aggregate(t.c.key, t.c.value))
-                .where(t.c.run_id.in_(wanted))
-                .group_by(t.c.run_id)
-            )
+                columns: list[Any] = [t.c.run_id, t.c.key, t.c.value]
+            elif self.db.dialect == "sqlite":
+                columns = [t.c.run_id, sa.func.json_group_object(t.c.key, t.c.value)]
+            else:
+                columns = [t.c.run_id, sa.func.json_object_agg(t.c.key, t.c.value)]
+            if self.db.dialect == "sqlite":
+                # One bound JSON array joined in, instead of thousands of IN parameters.
+                each = sa.func.json_each(sa.bindparam("ids")).table_valued("value")
+                stmt = sa.select(*columns).select_from(each.join(t, t.c.run_id == each.c.value))
+            else:
+                stmt = sa.select(*columns).where(
+                    t.c.run_id.in_(sa.bindparam("ids", expanding=True))
+                )
+            return stmt if what == "metrics" else stmt.group_by(t.c.run_id)
 
         return self._cached(f"hydrate:{what}", build)
 
@@ -854,17 +854,18 @@ def _json_object(blob: str | dict[str, str]) -> dict[str, str]:
 
 
 def _run_info(row: sa.Row[Any]) -> RunInfo:
+    # Positional: this runs once per run of a search result.
     return RunInfo(
-        run_id=row.id,
-        experiment_id=str(row.experiment_id),
-        run_name=row.name,
-        status=row.status,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        user_id=row.user,
-        lifecycle_stage=row.lifecycle_stage,
-        artifact_uri=row.artifact_uri,
-        parent_run_id=row.parent_run_id,
+        row.id,
+        str(row.experiment_id),
+        row.name,
+        row.status,
+        row.start_time,
+        row.end_time,
+        row.user,
+        row.lifecycle_stage,
+        row.artifact_uri,
+        row.parent_run_id,
     )
 
 

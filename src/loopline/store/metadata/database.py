@@ -92,6 +92,7 @@ class Database:
                 hint="loopline stores metadata in SQLite or PostgreSQL",
             )
         self._local = threading.local()
+        self._written, self._next_refresh = 0, 20_000
         if migrate:
             self.ensure_schema()
             if self.dialect == "sqlite":
@@ -130,13 +131,31 @@ class Database:
 
         return engine
 
-    def _refresh_statistics(self) -> None:
+    def note_writes(self, rows: int) -> None:
+        """Count rows written; refresh SQLite's statistics after every large growth.
+
+        A store opened empty and then filled has none, and its planner then walks
+        whole tables for selective searches.
+        """
+        if self.dialect != "sqlite":
+            return
+        self._written += rows
+        if self._written >= self._next_refresh:
+            self._next_refresh = max(self._next_refresh, self._written) * 4
+            self._refresh_statistics(full=True)
+
+    def _refresh_statistics(self, *, full: bool = False) -> None:
         # The planner needs table statistics to start a selective search from the
-        # (key, value) indexes; SQLite keeps none unless asked. optimize only analyses
-        # tables that changed a lot since last time, within a small row budget.
+        # (key, value) indexes; SQLite keeps none unless asked. analysis_limit makes
+        # ANALYZE sample a few hundred rows per index, so it costs milliseconds.
         with self._guard(), self.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA analysis_limit=400")
-            conn.exec_driver_sql("PRAGMA optimize=0x10002")
+            has_stats = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            ).first()
+            # optimize only refreshes statistics that exist; the first ones need ANALYZE.
+            conn.exec_driver_sql("ANALYZE" if full or not has_stats else "PRAGMA optimize=0x10002")
+            conn.commit()
 
     @staticmethod
     def _postgres_engine(url: sa.URL, echo: bool) -> Engine:
