@@ -853,20 +853,16 @@ def _json_object(blob: str | dict[str, str]) -> dict[str, str]:
     return blob if isinstance(blob, dict) else orjson.loads(blob)
 
 
+_RUN_COLUMNS = tuple(c.name for c in runs.columns)
+
+
 def _run_info(row: sa.Row[Any]) -> RunInfo:
-    # Positional: this runs once per run of a search result.
-    return RunInfo(
-        row.id,
-        str(row.experiment_id),
-        row.name,
-        row.status,
-        row.start_time,
-        row.end_time,
-        row.user,
-        row.lifecycle_stage,
-        row.artifact_uri,
-        row.parent_run_id,
-    )
+    # Runs once per run of a search result: unpack the row's tuple (named access on
+    # a Row costs a lookup per field).
+    if row._fields != _RUN_COLUMNS:
+        raise AssertionError(f"expected a full runs row, got {row._fields}")
+    (run_id, exp_id, name, status, start, end, user, stage, parent, artifact_uri, _) = row._tuple()
+    return RunInfo(run_id, str(exp_id), name, status, start, end, user, stage, artifact_uri, parent)
 
 
 def _experiment_int(experiment_id: str | int) -> int:
