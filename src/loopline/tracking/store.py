@@ -861,7 +861,8 @@ def _run_info(row: sa.Row[Any]) -> RunInfo:
     # a Row costs a lookup per field).
     if row._fields != _RUN_COLUMNS:
         raise AssertionError(f"expected a full runs row, got {row._fields}")
-    (run_id, exp_id, name, status, start, end, user, stage, parent, artifact_uri, _) = row._tuple()
+    values: tuple[Any, ...] = tuple(row)
+    (run_id, exp_id, name, status, start, end, user, stage, parent, artifact_uri, _) = values
     return RunInfo(run_id, str(exp_id), name, status, start, end, user, stage, artifact_uri, parent)
 
 
