@@ -56,29 +56,7 @@ _CHUNK = 1024 * 1024
 class HttpTransport(ApiSession, Transport):
     """Every :class:`~loopline.client.transport.Transport` method over ``/api/v1``."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        user: str = "unknown",
-        project: str = "default",
-        timeout: float = 120.0,
-        retries: int = 8,
-        backoff: float = 0.1,
-        max_backoff: float = 2.0,
-    ) -> None:
-        super().__init__(
-            base_url,
-            API,
-            token=token,
-            user=user,
-            project=project,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-        )
+    prefix = API
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "http", "url": self.base_url}

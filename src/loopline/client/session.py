@@ -48,11 +48,12 @@ class ApiSession:
 
     #: Said when the server cannot be reached or does not look like loopline.
     server_hint = "is `loopline server` running? check the tracking URI and the network"
+    #: The API's path under the server's base URL; each domain client sets its own.
+    prefix = "/api/v1"
 
     def __init__(
         self,
         base_url: str,
-        prefix: str,
         *,
         token: str | None = None,
         user: str = "unknown",
@@ -76,7 +77,7 @@ class ApiSession:
         if token:
             self.headers["authorization"] = f"Bearer {token}"
         self._http = httpx.Client(
-            base_url=self.base_url + prefix,
+            base_url=self.base_url + self.prefix,
             headers=self.headers,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
         )

@@ -69,29 +69,7 @@ class DataHttpClient(ApiSession):
 
     server_hint = "is this URL a loopline server with the data API?"
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | None = None,
-        user: str = "unknown",
-        project: str = "default",
-        timeout: float = 120.0,
-        retries: int = 6,
-        backoff: float = 0.1,
-        max_backoff: float = 2.0,
-    ) -> None:
-        super().__init__(
-            base_url,
-            API,
-            token=token,
-            user=user,
-            project=project,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            max_backoff=max_backoff,
-        )
+    prefix = API
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataHttpClient:
