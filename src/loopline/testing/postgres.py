@@ -33,7 +33,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from loopline.errors import LooplineError
 
@@ -426,6 +426,23 @@ def schema_url(base_url: str, schema: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+def _wait_for_backends_to_exit(engine: Any, app: str, timeout: float = 2.0) -> None:
+    # A connection the client just closed stays listed while its backend exits:
+    # give those a moment, so only connections really left open count as leaks.
+    import sqlalchemy as sa
+
+    deadline = time.monotonic() + timeout
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app "
+        "AND pid <> pg_backend_pid()"
+    )
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if not conn.execute(query, {"app": app}).scalar_one():
+                return
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def isolated_schema_url(base_url: str) -> Iterator[str]:
     """A URL into a new, empty schema ``t_<hex>`` of ``base_url``'s database, which is
@@ -444,6 +461,7 @@ def isolated_schema_url(base_url: str) -> Iterator[str]:
         try:
             yield schema_url(base_url, schema)
         finally:
+            _wait_for_backends_to_exit(engine, f"loopline-{schema}")
             with engine.begin() as conn:
                 leaked = conn.execute(
                     sa.text(
