@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -40,8 +41,27 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     for name in _CLEARED_VARS:
         monkeypatch.delenv(name, raising=False)
     reset_settings()
+    _forget_fluent_state()
     yield home
+    _forget_fluent_state()
     reset_settings()
+
+
+def _forget_fluent_state() -> None:
+    # The fluent API keeps a process-wide client and run stack: a test must not log
+    # into the previous test's store.
+    fluent = sys.modules.get("loopline.tracking.fluent")
+    if fluent is None:
+        return
+    fluent._main_stack.clear()
+    fluent._local.__dict__.clear()
+    fluent._last = None
+    fluent._experiment_id = None
+    client, fluent._client = fluent._client, None
+    if client is not None:
+        if client._writer is not None:
+            client._writer.error = None
+        client.close()
 
 
 @pytest.fixture(scope="session")

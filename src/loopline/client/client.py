@@ -416,6 +416,17 @@ class Client:
     ) -> pd.DataFrame:
         from loopline.tracking.frame import runs_to_frame
 
+        transport = self._read()
+        fast = getattr(transport, "search_frame", None)
+        if fast is not None:  # the embedded store builds the frame without Run objects
+            frame: pd.DataFrame = fast(
+                [str(e) for e in experiment_ids],
+                filter_string=filter_string or None,
+                order_by=order_by,
+                view=view,
+                max_results=max_results,
+            )
+            return frame
         return runs_to_frame(
             self.search_all_runs(
                 experiment_ids, filter_string, order_by, view=view, max_results=max_results

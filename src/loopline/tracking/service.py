@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loopline.client.transport import SearchPage, Transport
 from loopline.errors import InvalidArgumentError, LimitExceededError, NotFoundError
@@ -27,6 +27,8 @@ from loopline.tracking.entities import (
 from loopline.tracking.store import TrackingStore
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from loopline.store.blobs import BlobStore
     from loopline.store.metadata import Database
 
@@ -234,36 +236,44 @@ class TrackingService(Transport):
         max_results: int = 1000,
         page_token: str | None = None,
     ) -> SearchPage:
-        from loopline.tracking.search import (
-            build_search_query,
-            decode_page_token,
-            encode_page_token,
-        )
+        from loopline.tracking.search import decode_page_token, encode_page_token
 
         if not 0 < max_results <= LIMITS.search_results:
             raise LimitExceededError(
                 f"max_results must be between 1 and {LIMITS.search_results}, got {max_results}"
             )
         offset = decode_page_token(page_token)
-        ids: list[int] = []
-        for exp in experiment_ids:
-            try:
-                ids.append(int(exp))
-            except (TypeError, ValueError):
-                raise NotFoundError(f"experiment {exp!r} does not exist") from None
-        query = build_search_query(
-            experiment_ids=ids,
-            filter=filter_string,
-            order_by=order_by,
-            view=view,  # type: ignore[arg-type]
-            limit=max_results + 1,
-            offset=offset,
+        query = _search_query(
+            experiment_ids, filter_string, order_by, view, max_results + 1, offset
         )
         with self.db.read() as conn:
             rows = conn.execute(query).all()
             more = len(rows) > max_results
             found = self.store.hydrate(conn, rows[:max_results])
         return found, encode_page_token(offset + max_results) if more else None
+
+    def search_frame(
+        self,
+        experiment_ids: list[str],
+        *,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        view: str = "active",
+        max_results: int = 100_000,
+    ) -> pd.DataFrame:
+        """The matches of :meth:`search_runs` as one DataFrame, built without Run objects.
+
+        The SDK's ``search_runs`` takes this path on the embedded store.
+        """
+        from loopline.tracking.frame import rows_to_frame
+
+        if max_results < 1:
+            raise LimitExceededError(f"max_results must be at least 1, got {max_results}")
+        query = _search_query(experiment_ids, filter_string, order_by, view, max_results, 0)
+        with self.db.read() as conn:
+            rows = conn.execute(query).all()
+            values = self.store.run_data(conn, [row[0] for row in rows]) if rows else ({}, {}, {})
+        return rows_to_frame(rows, *values)
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
         return self.store.metric_history(run_id, key)
@@ -322,3 +332,29 @@ class TrackingService(Transport):
         self, *, after_id: int = 0, kinds: list[str] | None = None, limit: int = 1000
     ) -> list[Event]:
         return read_events(self.db, after_id=after_id, kinds=kinds, limit=limit)
+
+
+def _search_query(
+    experiment_ids: list[str],
+    filter_string: str | None,
+    order_by: list[str] | None,
+    view: str,
+    limit: int,
+    offset: int,
+) -> Any:
+    from loopline.tracking.search import build_search_query
+
+    ids: list[int] = []
+    for exp in experiment_ids:
+        try:
+            ids.append(int(exp))
+        except (TypeError, ValueError):
+            raise NotFoundError(f"experiment {exp!r} does not exist") from None
+    return build_search_query(
+        experiment_ids=ids,
+        filter=filter_string,
+        order_by=order_by,
+        view=view,  # type: ignore[arg-type]
+        limit=limit,
+        offset=offset,
+    )

@@ -54,7 +54,10 @@ if TYPE_CHECKING:
 
     from loopline.store.metadata import Database
 
-__all__ = ["ParamConflictError", "TrackingStore", "now_ms"]
+__all__ = ["ParamConflictError", "RunValues", "TrackingStore", "now_ms"]
+
+# {run_id: {key: value}} for one of metrics, params or tags.
+RunValues = dict[str, dict[str, Any]]
 
 _CHUNK = 500  # rows per IN (...) list: well under SQLite's bound-parameter limit
 
@@ -598,29 +601,45 @@ class TrackingStore:
             return self.hydrate(conn, [row])[0]
 
     def hydrate(self, conn: Connection, rows: Sequence[sa.Row[Any]]) -> list[Run]:
-        """Runs with their latest metrics, params and tags, in the order of ``rows``.
+        """Runs with their latest metrics, params and tags, in the order of ``rows``."""
+        if not rows:
+            return []
+        metrics_, params_, tags_ = self.run_data(conn, [row[0] for row in rows])
+        return [
+            Run(
+                _run_info(row),
+                RunData(metrics_.get(row[0], {}), params_.get(row[0], {}), tags_.get(row[0], {})),
+            )
+            for row in rows
+        ]
+
+    def run_data(self, conn: Connection, ids: list[str]) -> tuple[RunValues, RunValues, RunValues]:
+        """Latest metrics, params and tags of runs, each as {run_id: {key: value}}.
 
         One query per table whatever the number of runs, and params and tags come
         back as one JSON object per run: building Python rows, not SQL, is what
         costs here when a search returns thousands of runs.
         """
-        data: dict[str, RunData] = {row.id: RunData() for row in rows}
-        if not data:
-            return []
-        ids = list(data)
+        metrics_: dict[str, dict[str, Any]] = {}
+        params_: dict[str, dict[str, Any]] = {}
+        tags_: dict[str, dict[str, Any]] = {}
         bound: list[dict[str, Any]]
         if self.db.dialect == "sqlite":
             bound = [{"ids": orjson.dumps(ids).decode()}]
         else:
             bound = [{"ids": list(chunk)} for chunk in _chunks(ids, 10_000)]
+        nan = math.nan
         for values in bound:
             for run_id, key, value in conn.execute(self._hydrate_stmt("metrics"), values).all():
-                data[run_id].metrics[key] = math.nan if value is None else value
+                found = metrics_.get(run_id)
+                if found is None:
+                    found = metrics_[run_id] = {}
+                found[key] = nan if value is None else value
             for run_id, blob in conn.execute(self._hydrate_stmt("params"), values).all():
-                data[run_id].params = _json_object(blob)
+                params_[run_id] = _json_object(blob)
             for run_id, blob in conn.execute(self._hydrate_stmt("tags"), values).all():
-                data[run_id].tags = _json_object(blob)
-        return [Run(_run_info(row), data[row.id]) for row in rows]
+                tags_[run_id] = _json_object(blob)
+        return metrics_, params_, tags_
 
     def _hydrate_stmt(self, what: str) -> Any:
         def build() -> Any:
