@@ -210,25 +210,7 @@ class DataStore:
             ).scalar()
             or 0
         ) + 1
-        version_id = conn.execute(
-            sa.insert(dataset_versions)
-            .values(
-                dataset_id=dataset_id,
-                version=number,
-                digest=new.digest,
-                kind=new.kind,
-                file_count=new.file_count,
-                total_size=new.total_size,
-                message=new.message,
-                source=new.source,
-                schema_json=new.schema_json,
-                profile_digest=new.profile_digest,
-                created_at=now,
-                created_by=new.user,
-            )
-            .returning(_V.id)
-        ).scalar_one()
-        conn.execute(sa.update(datasets).where(datasets.c.id == dataset_id).values(updated_at=now))
+        version_id = _insert_version(conn, dataset_id, number, new, now)
         row = VersionRow(
             version_id,
             dataset_id,
@@ -299,25 +281,7 @@ class DataStore:
                     hint="the stores diverged: push or pull under another dataset name",
                 )
             return row, False
-        version_id = conn.execute(
-            sa.insert(dataset_versions)
-            .values(
-                dataset_id=dataset_id,
-                version=number,
-                digest=new.digest,
-                kind=new.kind,
-                file_count=new.file_count,
-                total_size=new.total_size,
-                message=new.message,
-                source=new.source,
-                schema_json=new.schema_json,
-                profile_digest=new.profile_digest,
-                created_at=now,
-                created_by=new.user,
-            )
-            .returning(_V.id)
-        ).scalar_one()
-        conn.execute(sa.update(datasets).where(datasets.c.id == dataset_id).values(updated_at=now))
+        version_id = _insert_version(conn, dataset_id, number, new, now)
         emit(
             conn,
             EVENT_VERSION_ADDED,
@@ -645,3 +609,29 @@ class DataStore:
                 .where(model_versions.c.id.in_(numeric))
             ).all()
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _insert_version(
+    conn: Connection, dataset_id: int, number: int, new: NewVersion, now: int
+) -> int:
+    """Insert version ``number`` of a dataset (added here or pulled); returns its row id."""
+    version_id: int = conn.execute(
+        sa.insert(dataset_versions)
+        .values(
+            dataset_id=dataset_id,
+            version=number,
+            digest=new.digest,
+            kind=new.kind,
+            file_count=new.file_count,
+            total_size=new.total_size,
+            message=new.message,
+            source=new.source,
+            schema_json=new.schema_json,
+            profile_digest=new.profile_digest,
+            created_at=now,
+            created_by=new.user,
+        )
+        .returning(_V.id)
+    ).scalar_one()
+    conn.execute(sa.update(datasets).where(datasets.c.id == dataset_id).values(updated_at=now))
+    return version_id
