@@ -33,7 +33,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = [
     "Deadline",
@@ -363,3 +366,45 @@ def side_main(
         for key, value in results.items():
             out.write(f"{key}: {value}\n")
     out.flush()
+
+
+@contextlib.contextmanager
+def loopline_store(home: str, tracking_uri: str | None = None) -> Iterator[Any]:
+    """Point loopline's SDK at a fresh store (or a server) for one item; restore after.
+
+    Yields the ``loopline`` module. Imports loopline lazily: this harness also runs in
+    the peers' interpreters, where loopline is not installed.
+    """
+    import gc
+
+    import loopline
+    from loopline.config import reset_settings
+
+    names = ("LOOPLINE_HOME", "LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ["LOOPLINE_HOME"] = home
+    os.environ.pop("LOOPLINE_ARTIFACTS_URI", None)
+    if tracking_uri:
+        os.environ["LOOPLINE_TRACKING_URI"] = tracking_uri
+    else:
+        os.environ.pop("LOOPLINE_TRACKING_URI", None)
+    reset_settings()
+    loopline.set_tracking_uri(tracking_uri)  # drops the previous client and experiment
+    try:
+        yield loopline
+    finally:
+        try:
+            while loopline.active_run() is not None:
+                loopline.end_run()
+        finally:
+            registry = sys.modules.get("loopline.registry.api")
+            if registry is not None:
+                registry.close()
+            loopline.set_tracking_uri(None)  # closes the client: flushes, stops its writer
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            reset_settings()
+            gc.collect()

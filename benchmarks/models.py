@@ -18,8 +18,6 @@ table: ``python benchmarks/run.py --only models``.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import os
 import random
 import shutil
@@ -38,6 +36,7 @@ from benchmarks._harness import (
     Results,
     Row,
     figure,
+    loopline_store,
     percentile,
     run_item,
     scaled,
@@ -46,7 +45,7 @@ from benchmarks._harness import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 NAME = "models"
 PEERS = {"mlflow": ["mlflow==3.17.*"]}
@@ -172,34 +171,6 @@ def _copy_rate(source: Path, folder: str) -> float:
 
 
 # == loopline ==========================================================================
-@contextlib.contextmanager
-def loopline_home(home: str) -> Iterator[Any]:
-    """The SDK (tracking and registry) on a fresh embedded store; restored afterwards."""
-    import loopline
-    import loopline.registry.api as registry
-    from loopline.config import reset_settings
-
-    names = ("LOOPLINE_HOME", "LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["LOOPLINE_HOME"] = home
-    for name in names[1:]:
-        os.environ.pop(name, None)
-    reset_settings()
-    loopline.set_tracking_uri(None)
-    try:
-        yield loopline
-    finally:
-        registry.close()
-        loopline.set_tracking_uri(None)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_settings()
-        gc.collect()
-
-
 def _loopline_model(ll: Any, versions: int, weights: bytes = b"w" * 1024) -> str:
     """A run with a small model folder registered ``versions`` times; the run id."""
     import loopline.registry as registry
@@ -228,7 +199,7 @@ def loopline_reads(sizes: dict[str, int], progress: Progress) -> Results:
         "list_versions": lambda i: registry.list_versions("bench"),
     }
     results: Results = {}
-    with temp_dir("loopline-bench-") as home, loopline_home(home) as ll:
+    with temp_dir("loopline-bench-") as home, loopline_store(home) as ll:
         _loopline_model(ll, versions)
         if registry.resolve("bench@champion").version != max(1, versions // 2):
             raise AssertionError("the alias resolved to the wrong version")
@@ -247,7 +218,7 @@ def loopline_writes(sizes: dict[str, int], progress: Progress) -> Results:
 
     n, versions = sizes["writes"], sizes["versions"]
     results: Results = {}
-    with temp_dir("loopline-bench-") as home, loopline_home(home) as ll:
+    with temp_dir("loopline-bench-") as home, loopline_store(home) as ll:
         uri = _loopline_model(ll, versions)
         moves = _timed(lambda i: registry.set_alias("bench", "champion", 1 + i % versions), n)
         results |= _latency("set_alias", moves)
@@ -268,7 +239,7 @@ def loopline_download(sizes: dict[str, int], progress: Progress) -> Results:
 
     mb = sizes["download_mb"]
     rates, copies = [], []
-    with temp_dir("loopline-bench-") as home, loopline_home(home) as ll:
+    with temp_dir("loopline-bench-") as home, loopline_store(home) as ll:
         source = _big_file(home, mb)
         with ll.start_run() as run:
             ll.log_artifact(str(source), "model")

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import shutil
 import statistics
 import sys
@@ -44,6 +43,7 @@ from benchmarks._harness import (
     Results,
     Row,
     figure,
+    loopline_store,
     run_item,
     scaled,
     side_main,
@@ -198,32 +198,6 @@ def _rate(key: str, mb: float, seconds: float, repeats: int, note: str = "") -> 
 
 
 # == loopline ===========================================================================
-@contextlib.contextmanager
-def loopline_home(home: str) -> Iterator[Any]:
-    """The SDK on a fresh embedded store; restored afterwards."""
-    import loopline
-    from loopline.config import reset_settings
-
-    names = ("LOOPLINE_HOME", "LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["LOOPLINE_HOME"] = home
-    for name in names[1:]:
-        os.environ.pop(name, None)
-    reset_settings()
-    loopline.set_tracking_uri(None)
-    try:
-        yield loopline
-    finally:
-        loopline.set_tracking_uri(None)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_settings()
-        gc.collect()
-
-
 def _loopline_model(
     key: str, model: Any, example: Any, repeats: int, progress: Progress
 ) -> tuple[Results, Path]:
@@ -232,7 +206,7 @@ def _loopline_model(
     from loopline.models.cache import cache_root
 
     results: Results = {}
-    with temp_dir("ll-models-") as tmp, loopline_home(str(Path(tmp, "home"))) as ll:
+    with temp_dir("ll-models-") as tmp, loopline_store(str(Path(tmp, "home"))) as ll:
         counter = iter(range(1_000_000))
         saved = Path(tmp, "saved")
 

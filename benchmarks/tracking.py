@@ -17,7 +17,6 @@ the table: ``python benchmarks/run.py --only tracking``.
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import random
 import sys
@@ -38,6 +37,7 @@ from benchmarks._harness import (
     error_figure,
     figure,
     free_port,
+    loopline_store,
     percentile,
     run_item,
     scaled,
@@ -211,39 +211,6 @@ def _search_figures(key: str, samples: list[float], runs: int, matched: int) -> 
 
 
 # == loopline ==========================================================================
-@contextlib.contextmanager
-def loopline_store(home: str, tracking_uri: str | None = None) -> Iterator[Any]:
-    """Point the fluent API at a fresh store (or server) for one item; restore after."""
-    import loopline
-    from loopline.config import reset_settings
-
-    names = ("LOOPLINE_HOME", "LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI")
-    saved = {name: os.environ.get(name) for name in names}
-    os.environ["LOOPLINE_HOME"] = home
-    os.environ.pop("LOOPLINE_ARTIFACTS_URI", None)
-    if tracking_uri:
-        os.environ["LOOPLINE_TRACKING_URI"] = tracking_uri
-    else:
-        os.environ.pop("LOOPLINE_TRACKING_URI", None)
-    reset_settings()
-    loopline.set_tracking_uri(tracking_uri)  # drops the previous client and experiment
-    try:
-        yield loopline
-    finally:
-        try:
-            while loopline.active_run() is not None:
-                loopline.end_run()
-        finally:
-            loopline.set_tracking_uri(None)  # closes the client: flushes, stops its writer
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
-            reset_settings()
-            gc.collect()
-
-
 def _loopline_points(ll: Any, n: int) -> tuple[int, float, str]:
     """Log ``n`` points one call at a time and flush; (points, seconds, run id)."""
     ll.set_experiment("bench")

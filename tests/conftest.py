@@ -48,8 +48,8 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 def _forget_fluent_state() -> None:
-    # The fluent API keeps a process-wide client and run stack: a test must not log
-    # into the previous test's store.
+    # The fluent API (and the data SDK) keep process-wide clients and a run stack: a
+    # test must not log into the previous test's store.
     fluent = sys.modules.get("loopline.tracking.fluent")
     if fluent is None:
         return
@@ -62,6 +62,9 @@ def _forget_fluent_state() -> None:
         if client._writer is not None:
             client._writer.error = None
         client.close()
+    data_api = sys.modules.get("loopline.data.api")
+    if data_api is not None:
+        data_api.close()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from loopline.cli import main, models
 from loopline.cli._errors import LooplineGroup
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -30,14 +30,6 @@ def _root() -> typer.Typer:
     root.callback()(main.root)
     root.add_typer(models.app, name="models")
     return root
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sdk() -> Iterator[None]:
-    """The fluent SDK's process-wide client follows this test's LOOPLINE_HOME."""
-    loopline.set_tracking_uri(None)
-    yield
-    loopline.set_tracking_uri(None)
 
 
 @pytest.fixture

@@ -13,33 +13,13 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def forget_sdk_state() -> None:
-    """The fluent API and the data service keep process-wide state: drop it."""
-    from loopline.tracking import fluent
-
-    fluent._main_stack.clear()
-    fluent._local.__dict__.clear()
-    fluent._last = None
-    if fluent._client is not None:
-        client, fluent._client = fluent._client, None
-        if client._writer is not None:
-            client._writer.error = None
-        client.close()
-    fluent._experiment_id = None
-    from loopline.data import api
-
-    api.close()
-
-
 @pytest.fixture
 def sdk() -> Iterator[None]:
-    """A fresh fluent SDK on the test's own LOOPLINE_HOME, autolog off afterwards."""
-    forget_sdk_state()
+    """Autolog off after the test (tests/conftest.py gives each test a fresh SDK)."""
     yield
     from loopline.models.autologging import disable
 
     disable()
-    forget_sdk_state()
 
 
 @pytest.fixture(scope="session")

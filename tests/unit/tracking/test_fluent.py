@@ -36,26 +36,6 @@ if TYPE_CHECKING:
     from loopline.tracking.entities import RunWrites
 
 
-def _forget_sdk_state() -> None:
-    fluent._main_stack.clear()
-    fluent._local.__dict__.clear()
-    fluent._last = None
-    if fluent._client is not None:
-        client, fluent._client = fluent._client, None
-        if client._writer is not None:
-            client._writer.error = None
-        client.close()
-    fluent._experiment_id = None
-
-
-@pytest.fixture(autouse=True)
-def fresh_sdk() -> Iterator[None]:
-    """The fluent API keeps process-wide state: each test starts from none."""
-    _forget_sdk_state()
-    yield
-    _forget_sdk_state()
-
-
 def history(run_id: str, key: str) -> list[tuple[int, float]]:
     return [(m.step, m.value) for m in loopline.get_metric_history(run_id, key)]
 
