@@ -70,6 +70,8 @@ class Settings:
     """Power-loss durability for blob writes (off by default, as in DVC)."""
     flush_interval: float = 0.2
     """Seconds between background writes of buffered metrics."""
+    predictions_dir: Path | None = None
+    """Where inference servers log predictions and feedback; defaults to ``<home>/predictions``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -83,6 +85,9 @@ class Settings:
             project=env.get("LOOPLINE_PROJECT") or "default",
             fsync=_truthy(env.get("LOOPLINE_FSYNC")),
             flush_interval=float(env.get("LOOPLINE_FLUSH_INTERVAL") or 0.2),
+            predictions_dir=Path(env["LOOPLINE_PREDICTIONS_DIR"])
+            if env.get("LOOPLINE_PREDICTIONS_DIR")
+            else None,
         )
 
     @property
@@ -102,6 +107,11 @@ class Settings:
     @property
     def blobs_uri(self) -> str:
         return self.artifacts_uri or str(self.home / "blobs")
+
+    @property
+    def predictions_root(self) -> Path:
+        """The root of the prediction and feedback logs (see :mod:`loopline.predlog`)."""
+        return self.predictions_dir or self.home / "predictions"
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

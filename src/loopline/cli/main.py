@@ -10,7 +10,19 @@ from typing import Annotated
 import typer
 
 from loopline._version import __version__
-from loopline.cli import data, db, experiments, gc, models, runs, server
+from loopline.cli import (
+    data,
+    db,
+    deploy,
+    experiments,
+    gc,
+    models,
+    monitor,
+    pipeline,
+    runs,
+    serve,
+    server,
+)
 from loopline.cli._context import State
 from loopline.cli._errors import EXIT_CODES_EPILOG, LooplineGroup
 
@@ -65,8 +77,14 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(db.app, name="db")
 app.add_typer(models.app, name="models")
 app.add_typer(data.app, name="data")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(deploy.app, name="deploy")
+app.add_typer(monitor.app, name="monitor")
 app.command("gc")(gc.gc)
 app.command("server")(server.server)
+app.command("scheduler")(pipeline.scheduler)
+app.command("serve")(serve.serve)
+app.command("predict")(serve.predict)
 
 
 def main() -> None:

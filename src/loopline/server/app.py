@@ -35,18 +35,28 @@ def create_app(service: TrackingService, *, max_body_bytes: int = 256 * 1024 * 1
 
     from loopline.server.api import router as native_router
     from loopline.server.api.data import router as data_router
+    from loopline.server.api.deployments import router as deployments_router
+    from loopline.server.api.monitors import router as monitors_router
+    from loopline.server.api.pipelines import router as pipelines_router
     from loopline.server.api.registry import router as registry_router
     from loopline.server.mlflow_compat import routers as mlflow_routers
+    from loopline.server.ui import mount_ui
 
     app.include_router(native_router)
     # The registry and data routers carry their full /api/v1/... prefixes.
     app.include_router(registry_router)
     app.include_router(data_router)
+    app.include_router(pipelines_router)
+    app.include_router(deployments_router)
+    app.include_router(monitors_router)
     for router in mlflow_routers():
         app.include_router(router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    # Last: the UI's catch-all routes must not shadow the API.
+    mount_ui(app)
 
     return app

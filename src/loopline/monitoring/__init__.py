@@ -1,0 +1,1 @@
+"""Drift, data quality and model quality monitoring; monitors, alerts and reports."""

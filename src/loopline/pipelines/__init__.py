@@ -1,0 +1,1 @@
+"""Pipelines of cached Python steps, validation gates, triggers and sweeps."""
