@@ -381,6 +381,7 @@ logged_model_params = sa.Table(
 
 # Later capabilities keep their tables in modules of their own (one owner each);
 # importing them here puts every table on ``metadata``.
+from loopline.store.metadata import schema_collab as schema_collab  # noqa: E402
 from loopline.store.metadata import schema_monitoring as schema_monitoring  # noqa: E402
 from loopline.store.metadata import schema_pipelines as schema_pipelines  # noqa: E402
 from loopline.store.metadata import schema_serving as schema_serving  # noqa: E402
