@@ -11,6 +11,7 @@ import typer
 
 from loopline._version import __version__
 from loopline.cli import (
+    ci,
     collab,
     data,
     db,
@@ -81,6 +82,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(ci.app, name="ci")
 app.add_typer(collab.users_app, name="users")
 app.add_typer(collab.tokens_app, name="tokens")
 app.add_typer(collab.projects_app, name="projects")
