@@ -42,11 +42,19 @@ def server(
     ] = None,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 1,
     log_level: Annotated[LogLevel, typer.Option("--log-level", help="Log level.")] = LogLevel.info,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            help="Require users and tokens (default: on unless the server binds to loopback).",
+        ),
+    ] = None,
 ) -> None:
     """Run the tracking server: REST API at /api/v1 (docs at /docs), MLflow's API at /api/2.0."""
     settings = settings_for(ctx)
     if backend_uri is None and settings.tracking_uri and not settings.remote:
         backend_uri = settings.tracking_uri
+    _set_auth(host, auth)
     from loopline.server.run import serve
 
     serve(
@@ -57,3 +65,23 @@ def server(
         workers=workers,
         log_level=log_level.value,
     )
+
+
+def _set_auth(host: str, auth: bool | None) -> None:
+    """Decide enforcement: ``--auth`` forces it, anything but loopback implies it."""
+    import os
+    import sys
+
+    from loopline.auth.bind import is_loopback
+
+    if auth is None:
+        declared = os.environ.get("LOOPLINE_AUTH", "").strip().lower() in {"1", "true", "yes"}
+        auth = declared or not is_loopback(host)
+    elif not auth and not is_loopback(host):
+        print(
+            f"warning: --no-auth on {host}: anyone who reaches this port can read and change "
+            "everything",
+            file=sys.stderr,
+        )
+    # The app reads it when it is built, in this process and in forked workers.
+    os.environ["LOOPLINE_AUTH"] = "1" if auth else "0"

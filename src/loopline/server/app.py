@@ -32,8 +32,13 @@ def create_app(service: TrackingService, *, max_body_bytes: int = 256 * 1024 * 1
     app.state.max_body_bytes = max_body_bytes
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware)  # reads app.state.max_body_bytes per request
+    # Outermost: the permission check (enforcing with LOOPLINE_AUTH / `server --auth`).
+    from loopline.auth.middleware import install_auth
+
+    install_auth(app)
 
     from loopline.server.api import router as native_router
+    from loopline.server.api.collab import router as collab_router
     from loopline.server.api.data import router as data_router
     from loopline.server.api.deployments import router as deployments_router
     from loopline.server.api.monitors import router as monitors_router
@@ -49,6 +54,7 @@ def create_app(service: TrackingService, *, max_body_bytes: int = 256 * 1024 * 1
     app.include_router(pipelines_router)
     app.include_router(deployments_router)
     app.include_router(monitors_router)
+    app.include_router(collab_router)
     for router in mlflow_routers():
         app.include_router(router)
 

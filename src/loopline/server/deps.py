@@ -1,8 +1,10 @@
 """Request dependencies shared by every route: who is calling, and the service acting for them.
 
 Every route, native or MLflow-compatible, resolves its caller through
-:func:`caller`; enforcement of roles plugs in here (the collaboration work) without
-touching the routes.
+:func:`caller`. With enforcement on (``loopline server --auth``) the permission
+check in :mod:`loopline.auth.middleware` has already authenticated and authorised
+the request and left the caller on ``request.state``; with it off, the
+``X-Loopline-User`` header declares who is calling (a laptop's server on loopback).
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from loopline.errors import UnauthenticatedError
+
 if TYPE_CHECKING:
+    from loopline.auth.middleware import AuthConfig
+    from loopline.auth.principal import Principal
     from loopline.tracking.service import TrackingService
 
-__all__ = ["Caller", "caller", "service"]
+__all__ = ["Caller", "auth_config", "auth_enabled", "caller", "principal", "service"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,15 +33,38 @@ class Caller:
     authenticated: bool = False
 
 
+def auth_config(request: Request) -> AuthConfig | None:
+    """The server's permission-check settings (None when the app has no check installed)."""
+    config: AuthConfig | None = getattr(request.app.state, "auth", None)
+    return config
+
+
+def auth_enabled(request: Request) -> bool:
+    config = auth_config(request)
+    return bool(config is not None and config.enabled)
+
+
 def caller(request: Request) -> Caller:
     """Resolve the caller. With auth off, the ``X-Loopline-User`` header names them."""
     cached: Caller | None = getattr(request.state, "caller", None)
     if cached is not None:
         return cached
+    if auth_enabled(request):
+        # The permission check sets the caller on every request it lets through; a
+        # route reached without one must not fall back to a declared identity.
+        raise UnauthenticatedError("this server requires authentication")
     name = request.headers.get("x-loopline-user") or "anonymous"
     project = request.headers.get("x-loopline-project") or "default"
     found = Caller(name=name[:256], project=project[:256])
     request.state.caller = found
+    return found
+
+
+def principal(request: Request) -> Principal | None:
+    """The authenticated user behind the request (None with auth off or when anonymous)."""
+    found: Principal | None = getattr(request.state, "principal", None)
+    if found is None or not found.authenticated:
+        return None
     return found
 
 
