@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # For example: make bench BENCH_ARGS="--quick --only tracking"
 BENCH_ARGS ?=
 
-.PHONY: help demo test test-slow bench lint format clean distclean
+.PHONY: help demo test test-slow bench lint format clean distclean ui
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,10 +36,26 @@ $(VENV)/.test-installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e '.[test,sklearn]'
 	@touch $@
 
-demo: $(VENV)/.demo-installed ## Train and track several models, print the comparison
+# The web UI: built into the package (served by `loopline server`) when missing or stale.
+UI_INDEX := src/loopline/server/static/index.html
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/vite.config.ts ui/package.json
+
+ui/node_modules/.package-lock.json: ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+
+$(UI_INDEX): ui/node_modules/.package-lock.json $(UI_SOURCES)
+	cd ui && npm run build
+
+ui: $(UI_INDEX) ## Build the web UI's assets when missing; install Chromium (browser tests) when missing
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+		else echo "note: install Chromium (Debian: apt-get install chromium) to run the browser tests"; fi; }
+
+demo: ui $(VENV)/.demo-installed ## Train and track several models, print the comparison
 	LOOPLINE_HOME="$(LOOPLINE_HOME)" $(PY) -m loopline.demo
 
-test: $(VENV)/.test-installed ## Lint, type-check and run the tests (not the slow ones)
+test: ui $(VENV)/.test-installed ## Lint, type-check and run the tests (not the slow ones)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy

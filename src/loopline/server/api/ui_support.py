@@ -1,0 +1,261 @@
+"""``/api/v1/ui``: reads shaped for the web UI, over the same services as the native API.
+
+The UI draws from the native API wherever it can; these routes exist where a view
+needs something the resource APIs do not answer in one request:
+
+==========  ================================================  ==========================================
+Method      Path (under /api/v1/ui)                           What
+==========  ================================================  ==========================================
+GET         /metric-history?run_id=&key=&max_points=&x=       one metric, downsampled with LTTB
+GET         /metric-counts?run_ids=                           how many points each metric of these runs has
+GET         /runs?experiment_ids=&filter=&order_by=&view=      every matching run, in a compact table
+GET         /data/diff?a=&b=                                  files, rows and columns changed
+GET         /data/profile?ref=                                a version's schema and profile
+GET         /data/lineage?ref= or ?run_id=                    runs and models that used a version / what a run read
+==========  ================================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from loopline.errors import InvalidArgumentError
+from loopline.server.api._common import ServiceDep, json_response
+from loopline.server.api.data import Data
+from loopline.server.deps import caller
+from loopline.tracking.service import TrackingService
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from loopline.tracking.entities import Run
+
+__all__ = ["lttb", "router"]
+
+router = APIRouter(prefix="/api/v1/ui", tags=["ui"], dependencies=[Depends(caller)])
+
+MAX_POINTS = 20_000
+RUN_FIELDS = (
+    "run_id",
+    "run_name",
+    "status",
+    "start_time",
+    "end_time",
+    "user_id",
+    "experiment_id",
+    "parent_run_id",
+    "params",
+    "metrics",
+    "tags",
+)
+MAX_RUNS = 50_000
+MAX_COMPARED = 100
+# A tag value longer than this is cut in the runs table (descriptions, notes): the
+# table shows a cell, the run page shows the whole value.
+TAG_CELL_CHARS = 200
+
+
+def lttb(x: npt.ArrayLike, y: npt.ArrayLike, n: int) -> npt.NDArray[np.intp]:
+    """Indices of the ``n`` points Largest-Triangle-Three-Buckets keeps of ``(x, y)``.
+
+    The first and last points stay; each bucket between keeps the point forming the
+    largest triangle with the previous pick and the next bucket's mean, so peaks and
+    dips survive the cut. Non-finite ``y`` values count as 0 when picking.
+
+    >>> import numpy as np
+    >>> xs = np.arange(10.0)
+    >>> ys = np.array([0, 1, 0, 0, 9, 0, 0, 0, -5, 0], dtype=float)
+    >>> lttb(xs, ys, 4).tolist()
+    [0, 4, 8, 9]
+    >>> lttb(xs, ys, 20).tolist() == list(range(10))
+    True
+    """
+    import numpy as np
+
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.nan_to_num(np.asarray(y, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    size = len(xs)
+    if n >= size or n < 3:
+        return np.arange(size)
+    # Bucket i covers [edges[i], edges[i + 1]) over the points between first and last.
+    edges = (np.arange(n - 1) * ((size - 2) / (n - 2))).astype(np.intp) + 1
+    edges[-1] = size - 1
+    picked = np.empty(n, dtype=np.intp)
+    picked[0], picked[-1] = 0, size - 1
+    prev = 0
+    for i in range(n - 2):
+        start, stop = edges[i], edges[i + 1]
+        nxt_stop = edges[i + 2] if i + 2 < n - 1 else size
+        nxt_start = stop if i + 2 < n - 1 else size - 1
+        mean_x = xs[nxt_start:nxt_stop].mean()
+        mean_y = ys[nxt_start:nxt_stop].mean()
+        area = np.abs(
+            (xs[prev] - mean_x) * (ys[start:stop] - ys[prev])
+            - (xs[prev] - xs[start:stop]) * (mean_y - ys[prev])
+        )
+        prev = start + int(np.argmax(area))
+        picked[i + 1] = prev
+    return picked
+
+
+def _finite_or_none(values: Sequence[float]) -> list[float | None]:
+    # JSON has no NaN or infinity; a gap in the chart says the same thing.
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def _history(
+    svc: TrackingService, run_id: str, key: str, max_points: int, x: str
+) -> dict[str, Any]:
+    import numpy as np
+
+    points = svc.metric_history(run_id, key)
+    steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
+    stamps = np.fromiter((p.timestamp for p in points), dtype=np.int64, count=len(points))
+    values = np.fromiter((p.value for p in points), dtype=np.float64, count=len(points))
+    axis = steps if x == "step" else stamps
+    keep = lttb(axis, values, max_points)
+    return {
+        "run_id": run_id,
+        "key": key,
+        "total": len(points),
+        "nonfinite": int((~np.isfinite(values)).sum()),
+        "steps": steps[keep].tolist(),
+        "timestamps": stamps[keep].tolist(),
+        "values": _finite_or_none(values[keep].tolist()),
+    }
+
+
+@router.get("/metric-history", summary="One metric's history, downsampled for drawing (LTTB)")
+async def metric_history(
+    svc: ServiceDep,
+    run_id: str,
+    key: str,
+    max_points: Annotated[int, Query(ge=3, le=MAX_POINTS)] = 2000,
+    x: Literal["step", "time"] = "step",
+) -> Response:
+    return json_response(await run_in_threadpool(_history, svc, run_id, key, max_points, x))
+
+
+def _metric_counts(svc: TrackingService, run_ids: list[str]) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    from loopline.store.metadata.schema import metrics
+
+    for run_id in run_ids:
+        svc.get_run(run_id)  # a 404 names a missing run rather than answering nothing for it
+    per_run = (
+        sa.select(metrics.c.key, sa.func.count().label("n"))
+        .where(metrics.c.run_id.in_(run_ids))
+        .group_by(metrics.c.run_id, metrics.c.key)
+        .subquery()
+    )
+    query = sa.select(per_run.c.key, sa.func.max(per_run.c.n)).group_by(per_run.c.key)
+    with svc.db.read() as conn:
+        return {key: int(count) for key, count in conn.execute(query)}
+
+
+@router.get("/metric-counts", summary="The most points any of these runs logged, per metric key")
+async def metric_counts(
+    svc: ServiceDep, run_ids: Annotated[list[str], Query(description="comma-separated")]
+) -> Response:
+    ids = _split(run_ids)
+    if not ids or len(ids) > MAX_COMPARED:
+        raise InvalidArgumentError(f"name between 1 and {MAX_COMPARED} runs")
+    counts = await run_in_threadpool(_metric_counts, svc, ids)
+    return json_response({"counts": counts})
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
+
+
+def _runs_table(runs: list[Run]) -> dict[str, Any]:
+    """Runs as rows of positional values under shared column names (a fraction of the bytes)."""
+    params = sorted({k for r in runs for k in r.data.params})
+    metrics = sorted({k for r in runs for k in r.data.metrics})
+    tags = sorted({k for r in runs for k in r.data.tags})
+    rows = []
+    for run in runs:
+        info, data = run.info, run.data
+        rows.append(
+            [
+                info.run_id,
+                info.run_name,
+                info.status,
+                info.start_time,
+                info.end_time,
+                info.user_id,
+                info.experiment_id,
+                info.parent_run_id,
+                [data.params.get(k) for k in params],
+                _finite_or_none([data.metrics.get(k, math.nan) for k in metrics]),
+                [(data.tags.get(k) or "")[:TAG_CELL_CHARS] or None for k in tags],
+            ]
+        )
+    return {
+        "fields": list(RUN_FIELDS),
+        "params": params,
+        "metrics": metrics,
+        "tags": tags,
+        "rows": rows,
+    }
+
+
+def _search_all(
+    svc: TrackingService,
+    experiment_ids: list[str],
+    filter_string: str | None,
+    order_by: list[str],
+    view: str,
+) -> dict[str, Any]:
+    found, token = svc.search_runs(
+        experiment_ids,
+        filter_string=filter_string or None,
+        order_by=order_by or None,
+        view=view,
+        max_results=MAX_RUNS,
+    )
+    return {**_runs_table(found), "truncated": token is not None}
+
+
+@router.get("/runs", summary="Every run matching a search, as a compact table")
+async def runs_table(
+    svc: ServiceDep,
+    experiment_ids: Annotated[list[str] | None, Query()] = None,
+    filter: str | None = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
+    view: Literal["active", "deleted", "all"] = "active",
+) -> Response:
+    ids = _split(experiment_ids)
+    if not ids:
+        raise InvalidArgumentError("name at least one experiment", hint="?experiment_ids=1,2")
+    answer = await run_in_threadpool(_search_all, svc, ids, filter, order_by or [], view)
+    return json_response(answer)
+
+
+# -- data ------------------------------------------------------------------------------------
+@router.get("/data/diff", summary="What changed from version a to version b")
+def data_diff(data: Data, a: str, b: str) -> Response:
+    from loopline.data.diff import diff
+
+    return json_response({"diff": diff(data, a, b).to_dict()})
+
+
+@router.get("/data/profile", summary="A version's schema and profile per tabular file")
+def data_profile(data: Data, ref: str) -> Response:
+    version = data.resolve(ref)
+    return json_response({"ref": version.ref, "schema": version.schema, "profile": version.profile})
+
+
+@router.get("/data/lineage", summary="Runs and models that used a version, or what a run read")
+def data_lineage(data: Data, ref: str | None = None, run_id: str | None = None) -> Response:
+    from loopline.data.lineage import lineage
+
+    return json_response({"lineage": lineage(data, ref, run_id=run_id).to_dict()})

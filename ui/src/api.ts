@@ -1,0 +1,179 @@
+// The one place the UI talks to the server: JSON in and out, errors as ApiError,
+// the session's CSRF token on every state-changing request, and a 401 anywhere
+// sends the user to the login page.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+const CSRF_KEY = "loopline.csrf";
+let onUnauthenticated: () => void = () => {};
+
+export function setUnauthenticatedHandler(handler: () => void): void {
+  onUnauthenticated = handler;
+}
+
+export function setCsrfToken(token: string | null): void {
+  if (token) sessionStorage.setItem(CSRF_KEY, token);
+  else sessionStorage.removeItem(CSRF_KEY);
+}
+
+type Query = Record<string, string | number | boolean | string[] | null | undefined>;
+
+export function withQuery(path: string, query?: Query): string {
+  if (!query) return path;
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined || value === null || value === "") continue;
+    if (Array.isArray(value)) value.forEach((v) => params.append(key, v));
+    else params.set(key, String(value));
+  }
+  const text = params.toString();
+  return text ? `${path}?${text}` : path;
+}
+
+async function failure(response: Response): Promise<ApiError> {
+  let body: { error_code?: string; message?: string; hint?: string; detail?: unknown } = {};
+  try {
+    body = await response.json();
+  } catch {
+    // not JSON: the status line says enough
+  }
+  const message =
+    body.message ??
+    (typeof body.detail === "string" ? body.detail : undefined) ??
+    `${response.status} ${response.statusText}`;
+  return new ApiError(response.status, body.error_code ?? String(response.status), message, body.hint);
+}
+
+export async function request<T>(
+  method: string,
+  path: string,
+  options: { query?: Query; body?: unknown; signal?: AbortSignal; quiet401?: boolean } = {},
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && method !== "HEAD") {
+    const token = sessionStorage.getItem(CSRF_KEY);
+    if (token) headers["X-CSRF-Token"] = token;
+  }
+  const response = await fetch(withQuery(path, options.query), {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    signal: options.signal,
+    credentials: "same-origin",
+  });
+  if (!response.ok) {
+    if (response.status === 401 && !options.quiet401) onUnauthenticated();
+    throw await failure(response);
+  }
+  return (await response.json()) as T;
+}
+
+export const get = <T>(path: string, query?: Query, signal?: AbortSignal) =>
+  request<T>("GET", path, { query, signal });
+export const post = <T>(path: string, body?: unknown, query?: Query) =>
+  request<T>("POST", path, { body: body ?? {}, query });
+export const put = <T>(path: string, body?: unknown, query?: Query) =>
+  request<T>("PUT", path, { body: body ?? {}, query });
+
+// -- shapes the native API answers ---------------------------------------------------------
+export interface Experiment {
+  experiment_id: string;
+  name: string;
+  description: string;
+  lifecycle_stage: string;
+  tags: Record<string, string>;
+  creation_time: number;
+  last_update_time: number;
+}
+
+export interface RunInfo {
+  run_id: string;
+  experiment_id: string;
+  run_name: string;
+  status: string;
+  start_time: number;
+  end_time: number | null;
+  user_id: string;
+  lifecycle_stage: string;
+  artifact_uri: string;
+  parent_run_id: string | null;
+}
+
+export type MetricValue = number | "NaN" | "Infinity" | "-Infinity";
+
+export interface Run {
+  info: RunInfo;
+  data: {
+    metrics: Record<string, MetricValue>;
+    params: Record<string, string>;
+    tags: Record<string, string>;
+  };
+}
+
+export interface RunsTable {
+  params: string[];
+  metrics: string[];
+  tags: string[];
+  rows: [
+    string, // run_id
+    string, // run_name
+    string, // status
+    number, // start_time
+    number | null, // end_time
+    string, // user_id
+    string, // experiment_id
+    string | null, // parent_run_id
+    (string | null)[], // params
+    (number | null)[], // metrics
+    (string | null)[], // tags
+  ][];
+  truncated: boolean;
+}
+
+export interface History {
+  run_id: string;
+  key: string;
+  total: number;
+  nonfinite: number;
+  steps: number[];
+  timestamps: number[];
+  values: (number | null)[];
+}
+
+export interface ArtifactFile {
+  path: string;
+  is_dir: boolean;
+  size: number | null;
+}
+
+export const metricHistory = (
+  runId: string,
+  key: string,
+  x: string,
+  maxPoints = 1500,
+  signal?: AbortSignal,
+) =>
+  get<History>("/api/v1/ui/metric-history", { run_id: runId, key, x, max_points: maxPoints }, signal);
+
+export function artifactUrl(runId: string, path: string): string {
+  return `/api/v1/runs/${encodeURIComponent(runId)}/artifacts/${path
+    .split("/")
+    .map(encodeURIComponent)
+    .join("/")}`;
+}
+
+export function metricNumber(value: MetricValue | null | undefined): number | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "number") return value;
+  return value === "NaN" ? Number.NaN : value === "Infinity" ? Infinity : -Infinity;
+}

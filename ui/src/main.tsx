@@ -1,0 +1,134 @@
+import { StrictMode, Suspense, lazy, useEffect, useState } from "react";
+import { createRoot } from "react-dom/client";
+import {
+  BrowserRouter,
+  NavLink,
+  Navigate,
+  Route,
+  Routes,
+  useLocation,
+  useNavigate,
+} from "react-router-dom";
+import { ApiError, post, request, setCsrfToken, setUnauthenticatedHandler } from "./api";
+import { Loading } from "./components/common";
+import "./styles.css";
+
+// Each view is its own chunk: the first page loads only what it draws.
+const Experiments = lazy(() => import("./views/Experiments"));
+const Runs = lazy(() => import("./views/Runs"));
+const RunPage = lazy(() => import("./views/RunPage"));
+const Compare = lazy(() => import("./views/Compare"));
+const Data = lazy(() => import("./views/Data"));
+const Models = lazy(() => import("./views/Models"));
+const Ops = lazy(() => import("./views/Ops"));
+const Login = lazy(() => import("./views/Login"));
+
+export type Me = { user?: { name?: string; username?: string } | string; auth?: boolean };
+
+function useSession(): [Me | null | undefined, (me: Me | null) => void] {
+  // undefined: still asking; null: auth is on and nobody is logged in.
+  const [me, setMe] = useState<Me | null | undefined>(undefined);
+  useEffect(() => {
+    request<Me>("GET", "/api/v1/auth/me", { quiet401: true }).then(
+      (found) => setMe(found),
+      (error: unknown) => {
+        if (error instanceof ApiError && error.status === 401) setMe(null);
+        else setMe({ auth: false }); // no auth endpoint on this server: it runs without auth
+      },
+    );
+  }, []);
+  return [me, setMe];
+}
+
+function userName(me: Me): string | null {
+  // Without auth everybody is "anonymous": there is no one to show and nothing to log out of.
+  if (!me.user || me.auth === false) return null;
+  if (typeof me.user === "string") return me.user;
+  return me.user.username ?? me.user.name ?? null;
+}
+
+function Shell() {
+  const [me, setMe] = useSession();
+  const navigate = useNavigate();
+  const location = useLocation();
+  useEffect(() => {
+    setUnauthenticatedHandler(() => {
+      setMe(null);
+    });
+  }, [setMe]);
+  if (me === undefined) return <Loading />;
+  if (me === null && location.pathname !== "/login") {
+    const next = location.pathname + location.search;
+    return <Navigate to={`/login?next=${encodeURIComponent(next)}`} replace />;
+  }
+  const name = me ? userName(me) : null;
+  const logout = async () => {
+    await post("/api/v1/auth/logout").catch(() => undefined);
+    setCsrfToken(null);
+    setMe(null);
+    navigate("/login");
+  };
+  return (
+    <div className="app">
+      <header className="top">
+        <NavLink to="/experiments" className="brand">
+          loopline
+        </NavLink>
+        <nav>
+          <NavLink to="/experiments">Experiments</NavLink>
+          <NavLink to="/compare">Compare</NavLink>
+          <NavLink to="/data">Data</NavLink>
+          <NavLink to="/models">Models</NavLink>
+          <NavLink to="/pipelines">Pipelines</NavLink>
+          <NavLink to="/deployments">Deployments</NavLink>
+          <NavLink to="/monitoring">Monitoring</NavLink>
+        </nav>
+        <span className="spacer" />
+        {name ? (
+          <span className="who">
+            {name}{" "}
+            <button className="link" onClick={logout}>
+              log out
+            </button>
+          </span>
+        ) : null}
+      </header>
+      <main>
+        <Suspense fallback={<Loading />}>
+          <Routes>
+            <Route path="/" element={<Navigate to="/experiments" replace />} />
+            <Route path="/login" element={<Login onLogin={(found) => setMe(found)} />} />
+            <Route path="/experiments" element={<Experiments />} />
+            <Route path="/runs" element={<Runs />} />
+            <Route path="/runs/:runId" element={<RunPage />} />
+            <Route path="/compare" element={<Compare />} />
+            <Route path="/data/*" element={<Data />} />
+            <Route path="/models/*" element={<Models />} />
+            <Route path="/pipelines" element={<Ops kind="pipelines" />} />
+            <Route path="/deployments" element={<Ops kind="deployments" />} />
+            <Route path="/monitoring" element={<Ops kind="monitors" />} />
+            <Route path="*" element={<NotFound />} />
+          </Routes>
+        </Suspense>
+      </main>
+    </div>
+  );
+}
+
+function NotFound() {
+  const location = useLocation();
+  return (
+    <div className="empty">
+      <h3>No page at {location.pathname}</h3>
+      <NavLink to="/experiments">Go to the experiments</NavLink>
+    </div>
+  );
+}
+
+createRoot(document.getElementById("root")!).render(
+  <StrictMode>
+    <BrowserRouter>
+      <Shell />
+    </BrowserRouter>
+  </StrictMode>,
+);
