@@ -18,6 +18,18 @@ from loopline.cli._context import settings_for
 from loopline.cli._errors import LooplineGroup
 from loopline.cli._options import JsonOption
 from loopline.cli._output import format_bytes, format_time, print_json
+from loopline.data._cli import (
+    EXIT_INTERRUPTED,
+    Interrupted,
+    change_summary,
+    changes_table,
+    fast_main,
+    open_service,
+    plural,
+    progress_bar,
+    run_add,
+    run_status,
+)
 
 if TYPE_CHECKING:
     from loopline.config import Settings
@@ -45,79 +57,25 @@ RefArg = Annotated[
     ),
 ]
 NameArg = Annotated[str, typer.Argument(metavar="NAME", help="The dataset's name.")]
-EXIT_INTERRUPTED = 130
 
 
 # -- plumbing ------------------------------------------------------------------------------
 @contextlib.contextmanager
 def _service(ctx_or_settings: "typer.Context | Settings") -> Iterator["DataService"]:
     from loopline.config import Settings
-    from loopline.data.service import DataService
 
     settings = (
         ctx_or_settings if isinstance(ctx_or_settings, Settings) else settings_for(ctx_or_settings)
     )
-    service = DataService(settings)
     try:
-        yield service
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted: nothing partial was left behind\n")
+        with open_service(settings) as service:
+            yield service
+    except Interrupted:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    finally:
-        service.close()
 
 
 def _progress(label: str) -> "Progress | None":
-    """Progress bars on stderr when it is a terminal (None otherwise: nothing to import)."""
-    if not sys.stderr.isatty():
-        return None
-    from loopline.data.progress import Progress
-
-    class RichProgress(Progress):
-        """A bar of bytes with a count of files; shown only for work worth watching."""
-
-        def __init__(self) -> None:
-            self._bar: Any = None
-            self._task: Any = None
-            self._files = 0
-
-        def start(self, files: int, size: int) -> None:
-            if files < 500 and size < 64 << 20:
-                return
-            import rich.progress as rich_progress
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                TextColumn,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
-
-            self._files = files
-            self._bar = rich_progress.Progress(
-                TextColumn(f"[bold]{label}[/]"),
-                BarColumn(),
-                DownloadColumn(binary_units=True),
-                TextColumn("{task.fields[done]:,}/{task.fields[files]:,} files"),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._task = self._bar.add_task(label, total=max(size, 1), done=0, files=files)
-            self._bar.start()
-
-        def update(self, files: int, size: int) -> None:
-            if self._bar is not None:
-                self._bar.update(self._task, completed=size, done=files)
-
-        def finish(self) -> None:
-            if self._bar is not None:
-                self._bar.stop()
-                self._bar = None
-
-    return RichProgress()
+    return progress_bar(label)
 
 
 def _short(digest: str, n: int = 12) -> str:
@@ -147,11 +105,7 @@ def _esc(text: str) -> str:
 
 
 def _plural(count: int, word: str, many: str | None = None) -> str:
-    """
-    >>> _plural(1, "file"), _plural(2, "cached copy", "cached copies")
-    ('1 file', '2 cached copies')
-    """
-    return f"{count:,} {word if count == 1 else many or word + 's'}"
+    return plural(count, word, many)
 
 
 # -- add, status -------------------------------------------------------------------------------
@@ -182,27 +136,10 @@ def _run_add(
     profile: bool,
     as_json: bool,
 ) -> None:
-    from loopline.data.add import add as add_version
-
-    with _service(settings) as service:
-        version = add_version(
-            service,
-            path,
-            name,
-            message=message,
-            tags=tags,
-            profile=profile,
-            progress=_progress("Adding"),
-        )
-        if as_json:
-            print_json(version.to_dict())
-            return
-        size = f"{_plural(version.file_count, 'file')}, {format_bytes(version.total_size)}"
-        tagged = f", tagged {', '.join(tags)}" if tags else ""
-        if version.unchanged:
-            _echo(f"{version.ref} unchanged ({size}){tagged}")
-        else:
-            _echo(f"{version.ref} recorded: {size}, sha:{_short(str(version.digest))}{tagged}")
+    try:
+        run_add(settings, path, name, message, tags, profile, as_json)
+    except Interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @app.command("status")
@@ -229,42 +166,18 @@ def status(
 def _run_status(
     settings: "Settings", name: str, path: str | None, exit_code: bool, as_json: bool
 ) -> int:
-    from loopline.data.status import status as compute_status
-
-    with _service(settings) as service:
-        result = compute_status(service, name, path, progress=_progress("Hashing"))
-    if as_json:
-        print_json(result.to_dict())
-    elif result.clean:
-        _echo(f"{result.path}: up to date with {result.ref} ({_plural(result.unchanged, 'file')})")
-    else:
-        against = result.ref or f"{name} (no version yet)"
-        _echo(f"{result.path} vs {against}: {_change_summary(result.changes)}")
-        _print(_changes_table(result.changes))
-    return 3 if exit_code and not result.clean else 0
+    try:
+        return run_status(settings, name, path, exit_code, as_json)
+    except Interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _change_summary(changes: "list[Change]") -> str:
-    counts: dict[str, int] = {}
-    for change in changes:
-        counts[change.change] = counts.get(change.change, 0) + 1
-    parts = [f"{counts[k]:,} {k}" for k in ("added", "removed", "modified") if k in counts]
-    return ", ".join(parts) or "no changes"
+    return change_summary(changes)
 
 
 def _changes_table(changes: "list[Change]", limit: int = 200) -> Any:
-    styles = {"added": "green", "removed": "red", "modified": "yellow"}
-    table = _table("", "Path", "Before", "After")
-    for change in changes[:limit]:
-        table.add_row(
-            f"[{styles[change.change]}]{change.change}[/]",
-            _esc(change.path),
-            format_bytes(change.old_size) if change.old_size is not None else "-",
-            format_bytes(change.new_size) if change.new_size is not None else "-",
-        )
-    if len(changes) > limit:
-        table.caption = f"{len(changes) - limit:,} more (use --json for all)"
-    return table
+    return changes_table(changes, limit)
 
 
 # -- listings --------------------------------------------------------------------------------
@@ -674,103 +587,6 @@ def verify(
             sys.stderr.write(f"missing: {digest} needed by {who}\n")
     if not report.ok:
         raise typer.Exit(3)
-
-
-# -- the fast path -------------------------------------------------------------------------
-def _parse_fast(args: list[str]) -> tuple[str, dict[str, Any]] | None:
-    """``add`` and ``status`` arguments in their plain forms; None for anything else.
-
-    >>> _parse_fast(["add", "d", "-n", "x", "--tag=a", "-t", "b"])
-    ('add', {'path': 'd', 'name': 'x', 'message': '', 'tags': ['a', 'b'], 'profile': True, 'as_json': False})
-    >>> _parse_fast(["status", "x", "--exit-code"])
-    ('status', {'name': 'x', 'path': None, 'exit_code': True, 'as_json': False})
-    >>> _parse_fast(["add", "d", "--help"]) is None
-    True
-    """
-    if not args or args[0] not in ("add", "status"):
-        return None
-    command, rest = args[0], args[1:]
-    flags = {"--json": "as_json", "--no-profile": "no_profile", "--profile": "profile"}
-    flags["--exit-code"] = "exit_code"
-    valued = {"--name": "name", "-n": "name", "--message": "message", "-m": "message"}
-    valued |= {"--tag": "tags", "-t": "tags"}
-    found: dict[str, Any] = {"tags": []}
-    positional: list[str] = []
-    i = 0
-    while i < len(rest):
-        token = rest[i]
-        key, eq, value = token.partition("=")
-        if token in flags:
-            found[flags[token]] = True
-        elif key in valued and (eq or i + 1 < len(rest)):
-            if not eq:
-                i += 1
-                value = rest[i]
-            if valued[key] == "tags":
-                found["tags"].append(value)
-            else:
-                found[valued[key]] = value
-        elif token.startswith("-") and token != "-":
-            return None  # --help, a typo, an option of another command: typer answers
-        else:
-            positional.append(token)
-        i += 1
-    as_json = bool(found.get("as_json"))
-    if command == "add":
-        if len(positional) != 1 or "name" not in found or "exit_code" in found:
-            return None
-        profile = not found.get("no_profile")
-        options = {
-            "path": positional[0],
-            "name": found["name"],
-            "message": found.get("message", ""),
-        }
-        return "add", {**options, "tags": found["tags"], "profile": profile, "as_json": as_json}
-    if not 1 <= len(positional) <= 2 or set(found) - {"tags", "exit_code", "as_json"}:
-        return None
-    if found["tags"]:
-        return None
-    path = positional[1] if len(positional) == 2 else None
-    exit_code = bool(found.get("exit_code"))
-    return "status", {
-        "name": positional[0],
-        "path": path,
-        "exit_code": exit_code,
-        "as_json": as_json,
-    }
-
-
-def fast_main(args: list[str]) -> int | None:
-    """Run ``loopline data add|status`` without building the typer command; None: not handled.
-
-    This typer version validates every non-boolean parameter through a pydantic
-    ``TypeAdapter``: importing pydantic for that costs 70-90 ms, a third of the
-    0.3 s budget of re-adding an unchanged tree. The plain forms of the two
-    commands that have that budget are parsed here instead; everything else (help,
-    errors in the arguments, other commands) returns None for typer to handle.
-    """
-    parsed = _parse_fast(args)
-    if parsed is None:
-        return None
-    from loopline.config import Settings
-    from loopline.errors import LooplineError
-
-    command, options = parsed
-    try:
-        if command == "add":
-            _run_add(Settings.from_env(), **options)
-            return 0
-        return _run_status(Settings.from_env(), **options)
-    except typer.Exit as exc:
-        return exc.exit_code
-    except KeyboardInterrupt:  # before the work started: nothing to undo
-        sys.stderr.write("interrupted\n")
-        return EXIT_INTERRUPTED
-    except LooplineError as exc:
-        from loopline.cli._errors import exit_code_for, report_error
-
-        report_error(exc)
-        return exit_code_for(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m loopline.cli.data` before registration

@@ -47,13 +47,32 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def default_workers() -> int:
-    """Threads for many files: a few per core (they mostly wait on the file system)."""
+SMALL_AVERAGE = 256 << 10
+"""Below this average file size, per-file work runs on one thread."""
+
+
+def default_workers(count: int = 0, size: int = 0) -> int:
+    """Threads for ``count`` files of ``size`` bytes in all.
+
+    Large files: a few threads per core (reading and hashing release the GIL for
+    long stretches). Small ones: one thread, because each file's work is mostly
+    Python between short system calls, and threads contending for the GIL made
+    adding 20,000 files of a few KiB 1.4-1.9 times slower on two cores.
+
+    >>> default_workers(20_000, 20_000 * 4096)
+    1
+    """
+    if count and size // count < SMALL_AVERAGE:
+        return 1
     return min(8, 2 * (os.cpu_count() or 1))
 
 
 class Pool:
-    """Runs ``work(i, worker)`` for ``i`` in ``range(count)`` on up to ``workers`` threads."""
+    """Runs ``work(i, worker)`` for ``i`` in ``range(count)`` on up to ``workers`` threads.
+
+    Without ``workers``, :func:`default_workers` decides from the count and ``size``
+    (the bytes the work covers, 0 when unknown).
+    """
 
     def __init__(
         self,
@@ -62,10 +81,11 @@ class Pool:
         progress: Progress | None = None,
         *,
         batch: int = BATCH,
+        size: int = 0,
     ) -> None:
         self.count = count
         self.batch = batch
-        wanted = workers or default_workers()
+        wanted = workers or default_workers(count, size)
         self.workers = max(1, min(wanted, -(-count // batch)))
         self.progress = progress or NoProgress()
         self.cancel = threading.Event()

@@ -133,7 +133,15 @@ def _add(
     else:
         from loopline.data.ingest import ingest
 
-        referenced = service.manifest_digests(latest.digest) if latest is not None else set()
+        referenced: set[str] = set()
+        if latest is not None:
+            # The cache's digests all belong to the listing it last recorded; when that
+            # listing is the latest version, its blobs are stored: no need to read its
+            # manifest to find out which ones are.
+            if tree.stored_manifest == latest.digest:
+                referenced = set(known.values())
+            else:
+                referenced = service.manifest_digests(latest.digest)
         digests = ingest(
             snapshot.files,
             known,
@@ -166,8 +174,13 @@ def _profile(
     service: DataService, snapshot: Snapshot, manifest: Manifest
 ) -> tuple[str | None, str | None]:
     """(schema JSON, profile blob digest) of the version's tabular files; (None, None) without any."""
-    from loopline.data.profile import tabular_format
+    from loopline.data.profile import TABULAR_SUFFIXES, tabular_format
 
+    # One pass over the manifest's bytes instead of a suffix test per entry (a path in
+    # them ends with a quote): most trees of 20,000 files have no table at all.
+    text = manifest.to_bytes().lower()
+    if not any(f'{suffix}"'.encode() in text for suffix in TABULAR_SUFFIXES):
+        return None, None
     tabular = [(e, fmt) for e in manifest.entries if (fmt := tabular_format(e.path)) is not None]
     if not tabular:
         return None, None

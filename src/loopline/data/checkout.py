@@ -177,9 +177,10 @@ def _write_all(
     blobs = service.blobs
     packs = _packs_for(blobs, entries)
     methods: list[str] = [""] * len(entries)
-    pool = Pool(len(entries), workers, progress)
+    size = sum(e.size for e in entries)
+    pool = Pool(len(entries), workers, progress, size=size)
     if progress is not None:
-        progress.start(len(entries), sum(e.size for e in entries))
+        progress.start(len(entries), size)
 
     def work(i: int, worker: int) -> None:
         entry = entries[i]

@@ -262,8 +262,9 @@ def ingest(
     progress = progress or NoProgress()
     digests = dict(known)
     todo = [f for f in files if known.get(f.relpath) not in referenced]
-    progress.start(len(todo), sum(f.size for f in todo))
-    pool = Pool(len(todo), workers, progress)
+    size = sum(f.size for f in todo)
+    progress.start(len(todo), size)
+    pool = Pool(len(todo), workers, progress, size=size)
     # Looking for content in packs means loading their indexes: worth it for many files
     # (the same tree under another name), not for a few changed ones.
     present = _Present(sink, blobs if len(todo) >= PACK_MIN_FILES else None)
@@ -322,8 +323,9 @@ def hash_files(
     """``relpath -> hex digest`` of ``files``, storing nothing."""
     progress = progress or NoProgress()
     digests: dict[str, str] = {}
-    progress.start(len(files), sum(f.size for f in files))
-    pool = Pool(len(files), workers, progress)
+    size = sum(f.size for f in files)
+    progress.start(len(files), size)
+    pool = Pool(len(files), workers, progress, size=size)
 
     def work(i: int, worker: int) -> None:
         f = files[i]

@@ -90,10 +90,11 @@ def verify(
         wanted |= {w[0] for d in needed if (w := index.locate(d)) is not None}
         objects = [o for o in objects if o[0] in wanted]
     stored = {o[0] for o in objects}
+    size = sum(o[2] for o in objects)
     if progress is not None:
-        progress.start(len(objects), sum(o[2] for o in objects))
+        progress.start(len(objects), size)
     corrupt: list[tuple[str, str] | None] = [None] * len(objects)
-    pool = Pool(len(objects), workers, progress)
+    pool = Pool(len(objects), workers, progress, size=size)
 
     def work(i: int, worker: int) -> None:
         name, where, size = objects[i]

@@ -124,8 +124,12 @@ def test_a_few_changes_are_written_as_rows_and_merged_back(tree: Path, tmp_path:
     looked = state.lookup(snap)
     digests = {**looked.known, "a.txt": "f" * 64}
     state.record(snap, digests, "blake3:" + "1" * 64, started_ns=LATER)
-    rows = state._conn.execute("SELECT relpath FROM tree_changes").fetchall()
-    assert rows == [("a.txt",)]
+    rows = state._conn.execute("SELECT key, digest FROM tree_changes").fetchall()
+    assert sorted(d is None for _, d in rows) == [
+        False,
+        True,
+    ]  # the new state, the old one's tombstone
+    assert all(k.startswith("a.txt\0") for k, _ in rows)
     again = StateCache(tmp_path / "s.db").lookup(scan(tree))
     assert again.known["a.txt"] == "f" * 64
     assert again.manifest_digest == "blake3:" + "1" * 64
