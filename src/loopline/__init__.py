@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 from loopline._version import __version__
 
 if TYPE_CHECKING:
-    from loopline import data, models, registry
+    from loopline import data, models, monitoring, pipelines, registry, serving
     from loopline.client.client import Client
     from loopline.errors import LooplineError
     from loopline.models.autologging import autolog
     from loopline.models.log import log_model
+    from loopline.pipelines import pipeline, step, sweep
     from loopline.tracking.fluent import (
         ActiveRun,
         active_run,
@@ -78,27 +79,46 @@ __all__ = [
     "log_params",
     "log_text",
     "models",
+    "monitoring",
+    "pipeline",
+    "pipelines",
     "registry",
     "search_runs",
+    "serving",
     "set_experiment",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "step",
+    "sweep",
 ]
 
 # Subpackages reachable as attributes after a bare ``import loopline``.
-_SUBMODULES = ("data", "models", "registry")
+_SUBMODULES = ("data", "models", "monitoring", "pipelines", "registry", "serving")
 # name -> module that defines it; resolved on first access (PEP 562).
 _LAZY = {
     "Client": "loopline.client.client",
     "LooplineError": "loopline.errors",
     "autolog": "loopline.models.autologging",
     "log_model": "loopline.models.log",
+    "pipeline": "loopline.pipelines",
+    "step": "loopline.pipelines",
+    "sweep": "loopline.pipelines",
     **{
         name: "loopline.tracking.fluent"
         for name in __all__
-        if name not in ("Client", "LooplineError", "__version__", "autolog", "log_model")
+        if name
+        not in (
+            "Client",
+            "LooplineError",
+            "__version__",
+            "autolog",
+            "log_model",
+            "pipeline",
+            "step",
+            "sweep",
+        )
         and name not in _SUBMODULES
     },
 }
