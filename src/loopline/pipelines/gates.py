@@ -31,6 +31,8 @@ from loopline.pipelines.core import step
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from loopline.data.version import DatasetVersion
+
 __all__ = [
     "check_data",
     "check_model",
@@ -346,7 +348,7 @@ def _register(
 
 @step(cache=False)
 def validate_data(
-    dataset: Any,
+    dataset: DatasetVersion,
     columns: list[str] | None = None,
     types: dict[str, str] | None = None,
     ranges: dict[str, list[float | None]] | None = None,
@@ -372,7 +374,7 @@ def validate_data(
 @step(cache=False)
 def validate_model(
     model: Any,
-    dataset: Any,
+    dataset: DatasetVersion,
     target: str,
     thresholds: dict[str, str] | None = None,
     champion: str | None = None,

@@ -72,8 +72,7 @@ def store_value(
         if kind == "json":
             return _blob(blobs, "json", orjson.dumps(value, option=_JSON_OPTIONS))
         if kind in ("parquet", "parquet-series"):
-            frame = value.to_frame(value.name if value.name is not None else 0)
-            frame = value if kind == "parquet" else frame
+            frame = value if kind == "parquet" else value.to_frame()
             buf = io.BytesIO()
             frame.to_parquet(buf)
             return _blob(blobs, kind, buf.getvalue())
