@@ -198,7 +198,7 @@ class CollabStore:
                 ).scalar()
                 or 0
             )
-            names = dict(conn.execute(sa.select(projects.c.id, projects.c.name)).tuples().all())
+            names = {r.id: r.name for r in conn.execute(sa.select(projects.c.id, projects.c.name))}
             rows = conn.execute(
                 sa.select(events)
                 .where(

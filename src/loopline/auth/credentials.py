@@ -46,7 +46,9 @@ def _hasher() -> PasswordHasher:
         from argon2 import PasswordHasher
     except ModuleNotFoundError as exc:  # pragma: no cover - a declared dependency
         raise MissingDependencyError("argon2-cffi", "server") from exc
-    return PasswordHasher()
+    # OWASP's argon2id baseline (19 MiB, 2 passes): tens of milliseconds per check,
+    # which keeps guessing slow and sign-in prompt.
+    return PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 
 
 def hash_password(password: str) -> str:
