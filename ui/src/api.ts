@@ -177,3 +177,16 @@ export function metricNumber(value: MetricValue | null | undefined): number | nu
   if (typeof value === "number") return value;
   return value === "NaN" ? Number.NaN : value === "Infinity" ? Infinity : -Infinity;
 }
+
+export type Capabilities = { apis: Record<string, string[]> };
+
+let capabilities: Promise<Capabilities> | null = null;
+
+/** Which optional APIs (pipelines, deployments, monitors, auth) this server answers; asked once. */
+export function getCapabilities(): Promise<Capabilities> {
+  capabilities ??= get<Capabilities>("/api/v1/ui/capabilities").catch((error: unknown) => {
+    capabilities = null;
+    throw error;
+  });
+  return capabilities;
+}

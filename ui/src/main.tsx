@@ -9,7 +9,7 @@ import {
   useLocation,
   useNavigate,
 } from "react-router-dom";
-import { ApiError, post, request, setCsrfToken, setUnauthenticatedHandler } from "./api";
+import { ApiError, getCapabilities, post, request, setCsrfToken, setUnauthenticatedHandler } from "./api";
 import { Loading } from "./components/common";
 import "./styles.css";
 
@@ -29,13 +29,19 @@ function useSession(): [Me | null | undefined, (me: Me | null) => void] {
   // undefined: still asking; null: auth is on and nobody is logged in.
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   useEffect(() => {
-    request<Me>("GET", "/api/v1/auth/me", { quiet401: true }).then(
-      (found) => setMe(found),
-      (error: unknown) => {
-        if (error instanceof ApiError && error.status === 401) setMe(null);
-        else setMe({ auth: false }); // no auth endpoint on this server: it runs without auth
-      },
-    );
+    getCapabilities()
+      .then(({ apis }) =>
+        (apis.auth ?? []).includes("/api/v1/auth/me")
+          ? request<Me>("GET", "/api/v1/auth/me", { quiet401: true })
+          : { auth: false }, // a server without auth: everybody may look
+      )
+      .then(
+        (found) => setMe(found),
+        (error: unknown) => {
+          if (error instanceof ApiError && error.status === 401) setMe(null);
+          else setMe({ auth: false });
+        },
+      );
   }, []);
   return [me, setMe];
 }

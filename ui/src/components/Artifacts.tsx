@@ -1,6 +1,6 @@
 import { Link } from "react-router-dom";
 import { artifactUrl, get, type ArtifactFile } from "../api";
-import { Empty, ErrorBox, formatBytes, Loading, Show, useApi, useParam } from "./common";
+import { Empty, ErrorBox, formatBytes, Loading, Show, useApi, useParam, useParamsUpdate } from "./common";
 
 const IMAGE = /\.(png|jpe?g|gif|svg|webp|bmp)$/i;
 const TABLE = /\.(csv|tsv)$/i;
@@ -22,7 +22,9 @@ function basename(path: string): string {
 export function Artifacts({ runId }: { runId: string }) {
   const [file, setFile] = useParam("file");
   const dir = file ? parent(file) : null;
-  const [browse, setBrowse] = useParam("dir");
+  const [browse] = useParam("dir");
+  const update = useParamsUpdate();
+  const open = (folder: string) => update({ file: "", dir: folder });
   const current = dir ?? browse;
   const listing = useApi(
     (signal) =>
@@ -38,7 +40,7 @@ export function Artifacts({ runId }: { runId: string }) {
     <div className="artifacts">
       <div className="card tree">
         <div className="crumbs">
-          <button className="link" onClick={() => (setFile(""), setBrowse(""))}>
+          <button className="link" onClick={() => open("")}>
             artifacts
           </button>
           {crumbs.map((part, i) => (
@@ -46,10 +48,7 @@ export function Artifacts({ runId }: { runId: string }) {
               {" / "}
               <button
                 className="link"
-                onClick={() => {
-                  setFile("");
-                  setBrowse(crumbs.slice(0, i + 1).join("/"));
-                }}
+                onClick={() => open(crumbs.slice(0, i + 1).join("/"))}
               >
                 {part}
               </button>
@@ -65,13 +64,7 @@ export function Artifacts({ runId }: { runId: string }) {
                 {files.map((f) => (
                   <li key={f.path} className={f.path === file ? "active" : ""}>
                     {f.is_dir ? (
-                      <button
-                        className="link"
-                        onClick={() => {
-                          setFile("");
-                          setBrowse(f.path);
-                        }}
-                      >
+                      <button className="link" onClick={() => open(f.path)}>
                         📁 {basename(f.path)}/
                       </button>
                     ) : (

@@ -52,6 +52,29 @@ export function useParam(name: string, fallback = ""): [string, (value: string) 
   return [value, set];
 }
 
+/**
+ * Several search parameters changed in one navigation. Two `useParam` setters called in
+ * one handler would each start from the same URL, and the second would undo the first.
+ */
+export function useParamsUpdate(): (changes: Record<string, string>) => void {
+  const [, setParams] = useSearchParams();
+  return useCallback(
+    (changes) =>
+      setParams(
+        (current) => {
+          const copy = new URLSearchParams(current);
+          for (const [name, value] of Object.entries(changes)) {
+            if (value === "") copy.delete(name);
+            else copy.set(name, value);
+          }
+          return copy;
+        },
+        { replace: true },
+      ),
+    [setParams],
+  );
+}
+
 export function Loading({ what }: { what?: string }) {
   return <div className="muted loading">Loading{what ? ` ${what}` : ""}…</div>;
 }

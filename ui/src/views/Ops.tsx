@@ -1,6 +1,6 @@
 // Pipelines, deployments and monitors: their REST routers arrive with their
 // capabilities. Until a server answers for one, its view says so plainly.
-import { ApiError, get } from "../api";
+import { get, getCapabilities } from "../api";
 import { Empty, ErrorBox, formatTime, formatValue, Loading, useApi } from "../components/common";
 
 type Kind = "pipelines" | "deployments" | "monitors";
@@ -26,12 +26,12 @@ function firstList(answer: Record<string, unknown>): Item[] | null {
 
 export default function Ops({ kind }: { kind: Kind }) {
   const loaded = useApi(
-    (signal) =>
-      get<Record<string, unknown>>(`/api/v1/${kind}`, undefined, signal).catch((error: unknown) => {
-        // 404/405: this server has no such API yet; anything else is a real error.
-        if (error instanceof ApiError && (error.status === 404 || error.status === 405)) return null;
-        throw error;
-      }),
+    async (signal) => {
+      const { apis } = await getCapabilities();
+      // No list route: this server has no such API (yet), which is not an error.
+      if (!(apis[kind] ?? []).includes(`/api/v1/${kind}`)) return null;
+      return get<Record<string, unknown>>(`/api/v1/${kind}`, undefined, signal);
+    },
     [kind],
   );
   const title = TITLES[kind];

@@ -12,6 +12,7 @@ import {
   Status,
   useApi,
   useParam,
+  useParamsUpdate,
 } from "../components/common";
 
 type Row = RunsTable["rows"][number];
@@ -108,7 +109,8 @@ function compareCells(a: Cell, b: Cell, numeric: boolean): number {
 export default function Runs() {
   const [experimentParam] = useParam("e");
   const [filter, setFilter] = useParam("filter");
-  const [sort, setSort] = useParam("sort", "start_time");
+  const [sort] = useParam("sort", "start_time");
+  const update = useParamsUpdate();
   const [dir, setDir] = useParam("dir", "desc");
   const [cols, setCols] = useParam("cols");
   const [view, setView] = useParam("view", "active");
@@ -183,10 +185,7 @@ export default function Runs() {
           dir={dir}
           onSort={(id) => {
             if (id === sort) setDir(dir === "asc" ? "desc" : "asc");
-            else {
-              setSort(id);
-              setDir("desc");
-            }
+            else update({ sort: id, dir: "" });
           }}
           stale={table.loading}
         />

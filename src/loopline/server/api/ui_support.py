@@ -6,6 +6,7 @@ needs something the resource APIs do not answer in one request:
 ==========  ================================================  ==========================================
 Method      Path (under /api/v1/ui)                           What
 ==========  ================================================  ==========================================
+GET         /capabilities                                     which optional APIs this server answers
 GET         /metric-history?run_id=&key=&max_points=&x=       one metric, downsampled with LTTB
 GET         /metric-counts?run_ids=                           how many points each metric of these runs has
 GET         /runs?experiment_ids=&filter=&order_by=&view=      every matching run, in a compact table
@@ -21,7 +22,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -57,6 +59,7 @@ RUN_FIELDS = (
 )
 MAX_RUNS = 50_000
 MAX_COMPARED = 100
+OPTIONAL_APIS = ("pipelines", "deployments", "monitors", "auth")
 # A tag value longer than this is cut in the runs table (descriptions, notes): the
 # table shows a cell, the run page shows the whole value.
 TAG_CELL_CHARS = 200
@@ -103,6 +106,23 @@ def lttb(x: npt.ArrayLike, y: npt.ArrayLike, n: int) -> npt.NDArray[np.intp]:
         prev = start + int(np.argmax(area))
         picked[i + 1] = prev
     return picked
+
+
+@router.get(
+    "/capabilities", summary="Which optional APIs this server answers, and their read routes"
+)
+def capabilities(request: Request) -> Response:
+    # The UI asks before it draws a view, so a missing API is an empty state and not a
+    # failed request in the browser's console.
+    found: dict[str, list[str]] = {name: [] for name in OPTIONAL_APIS}
+    for route in request.app.routes:
+        if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
+            continue
+        for name in OPTIONAL_APIS:
+            prefix = f"/api/v1/{name}"
+            if route.path == prefix or route.path.startswith(prefix + "/"):
+                found[name].append(route.path)
+    return json_response({"apis": found})
 
 
 def _finite_or_none(values: Sequence[float]) -> list[float | None]:
@@ -251,7 +271,9 @@ def data_diff(data: Data, a: str, b: str) -> Response:
 @router.get("/data/profile", summary="A version's schema and profile per tabular file")
 def data_profile(data: Data, ref: str) -> Response:
     version = data.resolve(ref)
-    return json_response({"ref": version.ref, "schema": version.schema, "profile": version.profile})
+    return json_response(
+        {"ref": version.ref, "schema": version.schema, "profile": version.profile()}
+    )
 
 
 @router.get("/data/lineage", summary="Runs and models that used a version, or what a run read")
