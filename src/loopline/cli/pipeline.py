@@ -27,7 +27,10 @@ app = typer.Typer(
 )
 
 TargetArg = Annotated[
-    str, typer.Argument(metavar="FILE.py[:PIPELINE]", help="The file and, if it has several, the pipeline.")
+    str,
+    typer.Argument(
+        metavar="FILE.py[:PIPELINE]", help="The file and, if it has several, the pipeline."
+    ),
 ]
 ParamOpt = Annotated[
     list[str] | None,
@@ -84,12 +87,13 @@ def _config(path: Path | None) -> dict[str, Any]:
             import yaml
 
             data = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - any parse error is the user's to fix
+    except Exception as exc:
         raise InvalidArgumentError(f"cannot read {path}: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("pipeline"), dict):
+        # A project file (loopline.toml from `loopline init`) keeps them under [pipeline].
+        data = data["pipeline"]
     if not isinstance(data, dict) or set(data) - {"params", "thresholds"}:
-        raise InvalidArgumentError(
-            f"{path} must hold a mapping with `params` and/or `thresholds`"
-        )
+        raise InvalidArgumentError(f"{path} must hold a mapping with `params` and/or `thresholds`")
     return data
 
 
@@ -121,13 +125,26 @@ def run(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Run every step.")] = False,
     threshold: Annotated[
         list[str] | None,
-        typer.Option("--threshold", "-t", metavar="METRIC=RULE", help='Override a gate threshold: auc=">= 0.9".'),
+        typer.Option(
+            "--threshold",
+            "-t",
+            metavar="METRIC=RULE",
+            help='Override a gate threshold: auc=">= 0.9".',
+        ),
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", exists=True, dir_okay=False, help="params/thresholds file (TOML, JSON, YAML)."),
+        typer.Option(
+            "--config",
+            "-c",
+            exists=True,
+            dir_okay=False,
+            help="params/thresholds file (TOML, JSON, YAML).",
+        ),
     ] = None,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="A Ray cluster to join.")] = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", help="A Ray cluster to join.")
+    ] = None,
     firing: Annotated[int | None, typer.Option("--firing", hidden=True)] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -185,7 +202,9 @@ def run(
     )
 
 
-def _after_firing(settings: Settings, firing: int | None, runner: Any, exc: Exception | None) -> None:
+def _after_firing(
+    settings: Settings, firing: int | None, runner: Any, exc: Exception | None
+) -> None:
     if firing is None:
         return
     from loopline.pipelines.triggers import record_outcome
@@ -207,7 +226,9 @@ def _after_firing(settings: Settings, firing: int | None, runner: Any, exc: Exce
 @app.command("runs")
 def runs(
     ctx: typer.Context,
-    pipeline_name: Annotated[str | None, typer.Option("--pipeline", help="Only this pipeline.")] = None,
+    pipeline_name: Annotated[
+        str | None, typer.Option("--pipeline", help="Only this pipeline.")
+    ] = None,
     status: Annotated[str | None, typer.Option("--status", help="Only runs in this state.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many.")] = 20,
     json_out: JsonOpt = False,
@@ -233,7 +254,11 @@ def runs(
         steps = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         style = _STATE_STYLE.get(r.status, "")
         grid.add_row(
-            r.id, r.pipeline, f"[{style}]{r.status}[/]", steps, format_time(r.started_at),
+            r.id,
+            r.pipeline,
+            f"[{style}]{r.status}[/]",
+            steps,
+            format_time(r.started_at),
             format_duration(r.started_at, r.ended_at),
         )
     stdout().print(grid)
@@ -305,8 +330,12 @@ def _render(record: RunRecord, logs_of: str | None) -> None:
 @app.command("show")
 def show(
     ctx: typer.Context,
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A pipeline run id (or a unique prefix).")],
-    logs: Annotated[str | None, typer.Option("--logs", metavar="STEP", help="Print a step's logs.")] = None,
+    run_id: Annotated[
+        str, typer.Argument(metavar="RUN", help="A pipeline run id (or a unique prefix).")
+    ],
+    logs: Annotated[
+        str | None, typer.Option("--logs", metavar="STEP", help="Print a step's logs.")
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """A run's DAG with each step's state and duration, errors and tracebacks."""
@@ -368,19 +397,35 @@ def resume(
 
         print_json({"run_id": outcome.run_id, "status": outcome.status, "steps": outcome.steps})
         return
-    typer.echo(f"pipeline {pipe.name}: {outcome.status} (run {outcome.run_id}, resumed {record.id})")
+    typer.echo(
+        f"pipeline {pipe.name}: {outcome.status} (run {outcome.run_id}, resumed {record.id})"
+    )
 
 
 @app.command("schedule")
 def schedule(
     ctx: typer.Context,
     target: TargetArg,
-    cron: Annotated[str | None, typer.Option("--cron", help='A cron expression (UTC): "0 3 * * *".')] = None,
-    on_new_data: Annotated[str | None, typer.Option("--on-new-data", metavar="DATASET", help="Run on each new version of DATASET.")] = None,
-    on_alert: Annotated[str | None, typer.Option("--on-alert", metavar="MONITOR", help="Run on each alert of MONITOR.")] = None,
+    cron: Annotated[
+        str | None, typer.Option("--cron", help='A cron expression (UTC): "0 3 * * *".')
+    ] = None,
+    on_new_data: Annotated[
+        str | None,
+        typer.Option(
+            "--on-new-data", metavar="DATASET", help="Run on each new version of DATASET."
+        ),
+    ] = None,
+    on_alert: Annotated[
+        str | None,
+        typer.Option("--on-alert", metavar="MONITOR", help="Run on each alert of MONITOR."),
+    ] = None,
     param: ParamOpt = None,
-    executor: Annotated[str, typer.Option("--executor", "-x", help="inline, local or ray.")] = "local",
-    data_param: Annotated[str, typer.Option("--data-param", help="The parameter that gets NAME@VERSION.")] = "dataset",
+    executor: Annotated[
+        str, typer.Option("--executor", "-x", help="inline, local or ray.")
+    ] = "local",
+    data_param: Annotated[
+        str, typer.Option("--data-param", help="The parameter that gets NAME@VERSION.")
+    ] = "dataset",
     json_out: JsonOpt = False,
 ) -> None:
     """Record a trigger; `loopline scheduler` (or `loopline server --scheduler`) fires it."""
@@ -390,13 +435,24 @@ def schedule(
     from loopline.pipelines.loader import load_pipeline
     from loopline.pipelines.triggers import create_trigger
 
-    chosen = [(k, v) for k, v in (("cron", cron), ("new_data", on_new_data), ("alert", on_alert)) if v]
+    chosen = [
+        (k, v) for k, v in (("cron", cron), ("new_data", on_new_data), ("alert", on_alert)) if v
+    ]
     if len(chosen) != 1:
         raise InvalidArgumentError("give exactly one of --cron, --on-new-data, --on-alert")
     kind, spec = chosen[0]
     pipe = load_pipeline(target)
     params = _pairs(param, "--param")
-    pipe.resolve_params(text={**params, **({data_param: "x@1"} if kind != "cron" and data_param in pipe.signature.parameters else {})})
+    pipe.resolve_params(
+        text={
+            **params,
+            **(
+                {data_param: "x@1"}
+                if kind != "cron" and data_param in pipe.signature.parameters
+                else {}
+            ),
+        }
+    )
     if kind == "new_data" and data_param not in pipe.signature.parameters:
         raise InvalidArgumentError(
             f"pipeline {pipe.name!r} has no parameter {data_param!r} to receive the new version",
@@ -445,7 +501,10 @@ def triggers(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     grid = table("Id", "Pipeline", "Kind", "On", "Params", "Next")
     for t in found:
         grid.add_row(
-            str(t["id"]), t["pipeline"], t["kind"], t["spec"],
+            str(t["id"]),
+            t["pipeline"],
+            t["kind"],
+            t["spec"],
             ", ".join(f"{k}={v}" for k, v in t["params"].items()),
             format_time(t["next_fire_at"]) if t["next_fire_at"] else "",
         )
@@ -453,7 +512,9 @@ def triggers(ctx: typer.Context, json_out: JsonOpt = False) -> None:
 
 
 @app.command("unschedule")
-def unschedule(ctx: typer.Context, trigger_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+def unschedule(
+    ctx: typer.Context, trigger_id: Annotated[int, typer.Argument(metavar="ID")]
+) -> None:
     """Delete a trigger (and its firing history)."""
     from loopline.pipelines.triggers import delete_trigger
 
@@ -468,7 +529,9 @@ def unschedule(ctx: typer.Context, trigger_id: Annotated[int, typer.Argument(met
 @app.command("firings")
 def firings(
     ctx: typer.Context,
-    trigger_id: Annotated[int | None, typer.Option("--trigger", help="Only this trigger's.")] = None,
+    trigger_id: Annotated[
+        int | None, typer.Option("--trigger", help="Only this trigger's.")
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
     json_out: JsonOpt = False,
 ) -> None:
@@ -487,17 +550,27 @@ def firings(
     grid = table("Id", "Trigger", "Fired", "Reason", "Status", "Run")
     for f in found:
         grid.add_row(
-            str(f["id"]), str(f["trigger_id"]), format_time(f["fired_at"]), f["reason"],
-            f["status"], f["pipeline_run_id"] or "",
+            str(f["id"]),
+            str(f["trigger_id"]),
+            format_time(f["fired_at"]),
+            f["reason"],
+            f["status"],
+            f["pipeline_run_id"] or "",
         )
     stdout().print(grid)
 
 
 def scheduler(
     ctx: typer.Context,
-    interval: Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between ticks.")] = 5.0,
-    once: Annotated[bool, typer.Option("--once", help="One tick; wait for the runs it starts.")] = False,
-    lease: Annotated[float, typer.Option("--lease", min=1.0, help="Seconds the lease lasts.")] = 30.0,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.1, help="Seconds between ticks.")
+    ] = 5.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="One tick; wait for the runs it starts.")
+    ] = False,
+    lease: Annotated[
+        float, typer.Option("--lease", min=1.0, help="Seconds the lease lasts.")
+    ] = 30.0,
 ) -> None:
     """Run the scheduler: fire cron, new-data and alert triggers (one active at a time)."""
     from loopline.pipelines.triggers import Scheduler
@@ -507,6 +580,8 @@ def scheduler(
         if once:
             report = sched.tick()
             sched.wait()
+            if report.leader:
+                sched.release()
             typer.echo(
                 f"scheduler: {'leader' if report.leader else 'standby (another scheduler holds the lease)'}; "
                 f"{report.fired} fired, {report.launched} started, {report.monitors} monitors ran"

@@ -144,8 +144,7 @@ class Step:
         self.source = source_of(fn)
         if retries < 0 or backoff < 0 or (timeout is not None and timeout <= 0):
             raise PipelineDefinitionError(
-                f"step {self.name!r} ({self.source}): retries and backoff must be >= 0, "
-                "timeout > 0"
+                f"step {self.name!r} ({self.source}): retries and backoff must be >= 0, timeout > 0"
             )
         self.cache = cache
         self.retries = retries
@@ -437,9 +436,7 @@ def coerce_param(name: str, text: str, annotation: Any) -> Any:
         if kind in ("list", "dict") or kind.startswith(("list[", "dict[")):
             return json.loads(text)
     except ValueError:
-        raise PipelineDefinitionError(
-            f"parameter {name!r} expects {kind}, got {text!r}"
-        ) from None
+        raise PipelineDefinitionError(f"parameter {name!r} expects {kind}, got {text!r}") from None
     try:
         return json.loads(text)
     except ValueError:

@@ -22,7 +22,14 @@ if TYPE_CHECKING:
 
     from loopline.pipelines.core import Resources
 
-__all__ = ["EXECUTORS", "Executor", "InlineExecutor", "LocalExecutor", "RayExecutor", "open_executor"]
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "InlineExecutor",
+    "LocalExecutor",
+    "RayExecutor",
+    "open_executor",
+]
 
 EXECUTORS = ("inline", "local", "ray")
 

@@ -181,7 +181,9 @@ def check_data(
         ref_schema = ref_version.schema.get(name) or next(iter(ref_version.schema.values()), {})
         expected = {c["name"]: c["type"] for c in ref_schema.get("columns", [])}
         for col, kind in expected.items():
-            add(f"schema {col}", cols.get(col), f"{kind} (as in {reference})", cols.get(col) == kind)
+            add(
+                f"schema {col}", cols.get(col), f"{kind} (as in {reference})", cols.get(col) == kind
+            )
         for col in sorted(set(cols) - set(expected)):
             add(f"schema {col}", cols[col], f"absent (as in {reference})", False)
     _fail_if_needed(report, f"data gate on {version.ref}")
@@ -203,7 +205,9 @@ def _score(model: Any, frame: Any, target: str, metrics: list[str]) -> dict[str,
         if name in ("auc", "roc_auc", "log_loss"):
             proba = np.asarray(predictor.predict_proba(features))
             if name == "log_loss":
-                scores[name] = float(skm.log_loss(truth, proba, labels=getattr(predictor, "classes_", None)))
+                scores[name] = float(
+                    skm.log_loss(truth, proba, labels=getattr(predictor, "classes_", None))
+                )
             elif proba.shape[1] == 2:
                 scores[name] = float(skm.roc_auc_score(truth, proba[:, 1]))
             else:
@@ -264,8 +268,12 @@ def check_model(
     metrics = sorted(set(limits) | {main} | set(slice_thresholds or {}))
     scores = _score(model, frame, target, metrics)
     report: list[dict[str, Any]] = [
-        {"check": f"{name} on {version.ref}", "value": scores[name], "expected": rule,
-         "passed": passes(scores[name], rule)}
+        {
+            "check": f"{name} on {version.ref}",
+            "value": scores[name],
+            "expected": rule,
+            "passed": passes(scores[name], rule),
+        }
         for name, rule in limits.items()
     ]
     for label, query in (slices or {}).items():
@@ -273,8 +281,12 @@ def check_model(
         part_scores = _score(model, part, target, metrics)
         for name, rule in (slice_thresholds or limits).items():
             report.append(
-                {"check": f"{name} on slice {label} ({len(part)} rows)", "value": part_scores[name],
-                 "expected": rule, "passed": passes(part_scores[name], rule)}
+                {
+                    "check": f"{name} on slice {label} ({len(part)} rows)",
+                    "value": part_scores[name],
+                    "expected": rule,
+                    "passed": passes(part_scores[name], rule),
+                }
             )
     champion_score = None
     if champion is not None:
@@ -283,8 +295,12 @@ def check_model(
             lower = main in _LOWER_IS_BETTER
             gain = (champion_score - scores[main]) if lower else (scores[main] - champion_score)
             report.append(
-                {"check": f"{main} vs champion {champion} ({champion_score:.4g})", "value": gain,
-                 "expected": f">= {min_improvement} improvement", "passed": gain >= min_improvement}
+                {
+                    "check": f"{main} vs champion {champion} ({champion_score:.4g})",
+                    "value": gain,
+                    "expected": f">= {min_improvement} improvement",
+                    "passed": gain >= min_improvement,
+                }
             )
     _fail_if_needed(report, f"model gate on {version.ref}")
     outcome: dict[str, Any] = {"scores": scores, "report": report, "dataset": version.ref}

@@ -165,7 +165,7 @@ def load_value(blobs: BlobStore, ref: dict[str, Any], *, cache_dir: Path | None 
         import pickle
 
         # Stored by a step that opted in with allow_pickle=True in this store.
-        return pickle.loads(data)  # noqa: S301
+        return pickle.loads(data)
     raise PipelineDefinitionError(f"unknown stored output kind {kind!r}")
 
 

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from loopline.config import Settings
     from loopline.pipelines.core import Dag, Node, Pipeline
     from loopline.pipelines.executors import Executor
-    from loopline.tracking.service import TrackingService
 
 __all__ = ["PipelineRun", "Runner"]
 
@@ -62,7 +61,9 @@ class PipelineRun:
         from loopline.config import get_settings
 
         settings = self.settings or get_settings()
-        return load_value(blob_store(settings), refs[output], cache_dir=settings.home / "pipeline-models")
+        return load_value(
+            blob_store(settings), refs[output], cache_dir=settings.home / "pipeline-models"
+        )
 
 
 def check_importable(dag: Dag) -> None:
@@ -78,7 +79,7 @@ def check_importable(dag: Dag) -> None:
             )
         try:
             found = load_function(fn.__module__, qualname, fn.__code__.co_filename)
-        except Exception:  # noqa: BLE001 - any failure means the same thing here
+        except Exception:
             found = None
         if found is not node.step and getattr(found, "fn", None) is not fn:
             raise PipelineDefinitionError(
@@ -196,9 +197,7 @@ class Runner:
         self.svc.write(
             RunWrites(
                 batch_id=uuid.uuid4().hex,
-                new_runs=[
-                    NewRun(self.run_id, self.experiment_id, self.pipe.name, now_ms(), user)
-                ],
+                new_runs=[NewRun(self.run_id, self.experiment_id, self.pipe.name, now_ms(), user)],
                 params=[(self.run_id, k, v[:6000]) for k, v in params.items()],
                 tags=[(self.run_id, k, v) for k, v in tags.items()],
             )
@@ -607,7 +606,10 @@ class Runner:
                 ),
                 "",
             )
-            parts.append(f"step {name!r} {self.states[name]}: {result.error}" + (f" [{line}]" if line and self.states[name] == "failed" else ""))
+            parts.append(
+                f"step {name!r} {self.states[name]}: {result.error}"
+                + (f" [{line}]" if line and self.states[name] == "failed" else "")
+            )
         return "; ".join(parts)
 
     def _raise_for(self, status: str, message: str, outcome: PipelineRun) -> None:

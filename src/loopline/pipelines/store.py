@@ -360,9 +360,7 @@ class PipelineStore:
     # -- reads -------------------------------------------------------------------
     def get_run(self, run_id: str, *, steps: bool = True) -> RunRecord:
         with self.db.read() as conn:
-            row = conn.execute(
-                sa.select(pipeline_runs).where(pipeline_runs.c.id == run_id)
-            ).first()
+            row = conn.execute(sa.select(pipeline_runs).where(pipeline_runs.c.id == run_id)).first()
             if row is None:
                 matches = conn.execute(
                     sa.select(pipeline_runs.c.id)
@@ -447,7 +445,9 @@ class PipelineStore:
         ids = [r.id for r in dead]
         with self.db.write() as conn:
             for r in dead:
-                message = f"the process running it (pid {r.pid} on {r.host}) ended without finishing"
+                message = (
+                    f"the process running it (pid {r.pid} on {r.host}) ended without finishing"
+                )
                 conn.execute(
                     sa.update(pipeline_runs)
                     .where(pipeline_runs.c.id == r.id, pipeline_runs.c.status == "running")

@@ -71,7 +71,7 @@ def _run_trial(trial: _Trial) -> tuple[float | None, str]:
     try:
         with _active_run(task):
             return float(trial.objective(trial.params)), ""
-    except Exception as exc:  # noqa: BLE001 - a failed trial is reported, the sweep goes on
+    except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}"
 
 
@@ -130,9 +130,7 @@ def sweep(
     settings = get_settings()
     label = name or getattr(objective, "__name__", "sweep")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction=direction, sampler=optuna.samplers.TPESampler(seed=seed)
-    )
+    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
     pool = open_executor(executor, ray_address=ray_address)
     svc = open_service(settings)
     try:
@@ -165,12 +163,20 @@ def sweep(
                     RunWrites(
                         batch_id=uuid.uuid4().hex,
                         new_runs=[
-                            NewRun(child, exp_id, f"trial-{trial.number}", int(time.time() * 1000),
-                                   settings.user, parent_run_id=parent)
+                            NewRun(
+                                child,
+                                exp_id,
+                                f"trial-{trial.number}",
+                                int(time.time() * 1000),
+                                settings.user,
+                                parent_run_id=parent,
+                            )
                         ],
                         params=[(child, k, str(v)) for k, v in params.items()],
-                        tags=[(child, "loopline.parentRunId", parent),
-                              (child, "loopline.sweep.trial", str(trial.number))],
+                        tags=[
+                            (child, "loopline.parentRunId", parent),
+                            (child, "loopline.sweep.trial", str(trial.number)),
+                        ],
                     )
                 )
                 future = pool.submit(_run_trial, _Trial(objective, params, child, exp_id, settings))
@@ -181,7 +187,7 @@ def sweep(
                 trial, child, params = running.pop(future)
                 try:
                     value, error = future.result()
-                except Exception as exc:  # noqa: BLE001 - the worker died
+                except Exception as exc:
                     value, error = None, f"{type(exc).__name__}: {exc}"
                 end = int(time.time() * 1000)
                 if value is None or value != value:
@@ -192,18 +198,31 @@ def sweep(
                     study.tell(trial, value)
                     batch.metrics.append((child, "objective", value, end, 0))
                     batch.updates.append(RunUpdate(child, status="FINISHED", end_time=end))
-                trials.append({"number": trial.number, "run_id": child, "params": params,
-                               "value": value, "error": error})
+                trials.append(
+                    {
+                        "number": trial.number,
+                        "run_id": child,
+                        "params": params,
+                        "value": value,
+                        "error": error,
+                    }
+                )
             svc.write(batch)
         complete = [t for t in trials if t["value"] is not None]
         if not complete:
-            svc.write(RunWrites(batch_id=uuid.uuid4().hex,
-                                updates=[RunUpdate(parent, status="FAILED", end_time=int(time.time() * 1000))]))
+            svc.write(
+                RunWrites(
+                    batch_id=uuid.uuid4().hex,
+                    updates=[RunUpdate(parent, status="FAILED", end_time=int(time.time() * 1000))],
+                )
+            )
             raise InvalidArgumentError(
                 f"all {n_trials} trials of sweep {label!r} failed: {trials[-1]['error']}"
             )
-        best = min(complete, key=lambda t: t["value"]) if direction == "minimize" else max(
-            complete, key=lambda t: t["value"]
+        best = (
+            min(complete, key=lambda t: t["value"])
+            if direction == "minimize"
+            else max(complete, key=lambda t: t["value"])
         )
         model_uri = None
         if any(a.path.startswith("model") for a in svc.list_artifacts(best["run_id"])):
@@ -222,7 +241,9 @@ def sweep(
             )
         )
         trials.sort(key=lambda t: t["number"])
-        return SweepResult(parent, best["params"], float(best["value"]), best["run_id"], model_uri, trials)
+        return SweepResult(
+            parent, best["params"], float(best["value"]), best["run_id"], model_uri, trials
+        )
     finally:
         svc.close()
         pool.shutdown()

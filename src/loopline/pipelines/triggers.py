@@ -314,7 +314,7 @@ class Scheduler:
             return 0
         try:
             return int(run_due(self.settings, now))
-        except Exception as exc:  # noqa: BLE001 - a monitor must not stop the pipelines
+        except Exception as exc:
             print(f"scheduler: scheduled monitors failed: {exc}", file=sys.stderr)
             return 0
 
@@ -521,7 +521,7 @@ class Scheduler:
                 started = time.monotonic()
                 try:
                     self.tick()
-                except Exception as exc:  # noqa: BLE001 - keep scheduling; say why
+                except Exception as exc:
                     print(f"scheduler: tick failed: {exc}", file=sys.stderr)
                 pause = max(0.05, interval - (time.monotonic() - started))
                 if stop is not None:

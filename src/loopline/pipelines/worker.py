@@ -261,9 +261,7 @@ def run_task(task: Task) -> TaskResult:
                     value = fn(**args)
                 result.outputs = _outputs(task, value, blobs)
         except BaseException as exc:  # a step's failure is data, reported by the driver
-            if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(
-                exc, SystemExit
-            ):
+            if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(exc, SystemExit):
                 raise
             result.error_type = type(exc).__name__
             result.error = getattr(exc, "message", None) or str(exc) or type(exc).__name__

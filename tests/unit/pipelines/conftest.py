@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 FLOWS = Path(__file__).with_name("flows.py")
 
@@ -21,8 +24,9 @@ def flows() -> ModuleType:
 @pytest.fixture
 def cancer(tmp_path: Path) -> str:
     """scikit-learn's breast cancer table as dataset version ``cancer@1``."""
-    import loopline.data
     from sklearn.datasets import load_breast_cancer
+
+    import loopline.data
 
     frame = load_breast_cancer(as_frame=True).frame
     path = tmp_path / "cancer.csv"

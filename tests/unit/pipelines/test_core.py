@@ -112,7 +112,8 @@ def test_unknown_values_need_the_pickle_opt_in(tmp_path: Path) -> None:
     with pytest.raises(PipelineDefinitionError, match="allow_pickle=True"):
         store_value(blobs, Thing(), step="'make' (flow.py:3)")
     ref = store_value(blobs, {1, 2}, step="s", allow_pickle=True)
-    assert ref["kind"] == "pickle" and load_value(blobs, ref) == {1, 2}
+    assert ref["kind"] == "pickle"
+    assert load_value(blobs, ref) == {1, 2}
 
 
 def test_code_digest_covers_project_helpers(flows: ModuleType, tmp_path: Path) -> None:

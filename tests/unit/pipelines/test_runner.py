@@ -73,13 +73,16 @@ def test_a_failing_step_fails_the_run_and_independent_branches_finish(
     flows: ModuleType, store: PipelineStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FLOWS_FAIL", "1")
-    with pytest.raises(PipelineFailedError, match="step 'fragile' failed: fragile failed on purpose"):
+    with pytest.raises(
+        PipelineFailedError, match="step 'fragile' failed: fragile failed on purpose"
+    ):
         flows.branches.run(executor="local")
     record = store.list_runs(pipeline="branches")[0]
     states = {s.name: s.status for s in record.steps}
     assert states == {"numbers": "succeeded", "total": "succeeded", "fragile": "failed"}
     fragile = next(s for s in record.steps if s.name == "fragile")
-    assert "flows.py" in fragile.traceback and "ValueError" in fragile.traceback
+    assert "flows.py" in fragile.traceback
+    assert "ValueError" in fragile.traceback
     assert loopline.Client().get_run(record.id).info.status == "FAILED"
 
     monkeypatch.setenv("FLOWS_FAIL", "0")
@@ -89,7 +92,9 @@ def test_a_failing_step_fails_the_run_and_independent_branches_finish(
     assert resumed.steps == {"numbers": "cached", "total": "cached", "fragile": "succeeded"}
 
 
-def test_retries_with_backoff_then_success(flows: ModuleType, tmp_path: Path, store: PipelineStore) -> None:
+def test_retries_with_backoff_then_success(
+    flows: ModuleType, tmp_path: Path, store: PipelineStore
+) -> None:
     run = flows.retrying.run(params={"marker": str(tmp_path / "count")}, executor="local")
     assert run.status == "succeeded"
     step = next(s for s in store.get_run(run.run_id).steps if s.name == "flaky")
@@ -113,8 +118,16 @@ def test_a_killed_pipeline_process_leaves_a_run_the_next_start_marks_failed(
         "@loopline.pipeline\ndef slow(n: int = 1) -> None:\n    wait(n)\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from loopline.cli.main import main; main()", "pipeline", "run",
-         str(script), "--executor", "inline"],
+        [
+            sys.executable,
+            "-c",
+            "from loopline.cli.main import main; main()",
+            "pipeline",
+            "run",
+            str(script),
+            "--executor",
+            "inline",
+        ],
         env=os.environ.copy(),
         start_new_session=True,
     )
@@ -126,7 +139,8 @@ def test_a_killed_pipeline_process_leaves_a_run_the_next_start_marks_failed(
     proc.wait()
     assert store.fail_dead_runs()
     record = store.list_runs(pipeline="slow")[0]
-    assert record.status == "failed" and "ended without finishing" in record.error
+    assert record.status == "failed"
+    assert "ended without finishing" in record.error
     assert loopline.Client().get_run(record.id).info.status == "FAILED"
 
 
@@ -144,10 +158,12 @@ def test_model_gate_registers_promotes_and_stops_below_threshold(
 
     with pytest.raises(GateFailedError, match="auc on cancer@1") as failed:
         flows.train_and_gate.run(params={"min_auc": ">= 0.9999"}, executor="inline")
-    assert failed.value.report and failed.value.report[0]["passed"] is False
+    assert failed.value.report
+    assert failed.value.report[0]["passed"] is False
     assert loopline.registry.resolve("cancer-clf@champion").version == 1
 
 
+@pytest.mark.slow
 def test_an_override_threshold_and_the_champion_comparison(flows: ModuleType, cancer: str) -> None:
     flows.train_and_gate.run(executor="inline")
     # Not better than the champion by min_improvement 0 fails? Equal passes (gain 0 >= 0).
@@ -173,7 +189,9 @@ def test_data_gate_checks_the_recorded_schema_and_profile(cancer: str) -> None:
     report = check_data(cancer, columns=["target"], min_rows=500, max_missing=0.0)
     assert all(r["passed"] for r in report)
     with pytest.raises(GateFailedError) as failed:
-        check_data(cancer, min_rows=1000, ranges={"mean radius": (0, 10)}, types={"target": "string"})
+        check_data(
+            cancer, min_rows=1000, ranges={"mean radius": (0, 10)}, types={"target": "string"}
+        )
     checks = {r["check"]: r["passed"] for r in failed.value.report}
     assert checks == {"rows": False, "type of target": False, "range of mean radius": False}
 
@@ -185,7 +203,8 @@ def objective(params: dict[str, float]) -> float:
 
 def test_sweep_runs_trials_as_child_runs_in_parallel() -> None:
     found = loopline.sweep(objective, {"x": (-3.0, 3.0)}, n_trials=12, executor="local", seed=0)
-    assert len(found.trials) == 12 and found.best_value <= 0
+    assert len(found.trials) == 12
+    assert found.best_value <= 0
     client = loopline.Client()
     best = client.get_run(found.best_run_id)
     assert best.info.parent_run_id == found.run_id
