@@ -73,6 +73,15 @@ def gc(
     """Delete blobs nothing references (older than ``grace_seconds``), and stale local copies."""
     if grace_seconds < 0:
         raise InvalidArgumentError("the grace period must not be negative")
+    server = service.server()
+    if server is not None:
+        from loopline.data.http import remote_gc
+
+        return remote_gc(server, dry_run=dry_run, grace_seconds=grace_seconds)
+    return _collect(service, dry_run=dry_run, grace_seconds=grace_seconds)
+
+
+def _collect(service: DataService, *, dry_run: bool, grace_seconds: float) -> GcResult:
     from loopline.store.gc import reference_providers, referenced_digests
 
     refs = referenced_digests(service.db, service.blobs)

@@ -7,8 +7,13 @@ swaps its two stores for these:
   server's blob endpoints (bulk ``missing``, raw ``PUT`` upload, streamed ``GET``
   download verified against the digest);
 * :class:`HttpDataStore`, the :class:`~loopline.data.store.DataStore` methods the
-  SDK needs (latest, record, resolve, versions, datasets, tags, lineage edges) over
-  the version endpoints. Others need the database itself and are refused.
+  SDK needs (latest, record, resolve, versions, datasets, tags and their history,
+  lineage edges) over the version endpoints;
+* :func:`remote_lineage`, :func:`remote_gc` and :func:`remote_verify`, which the
+  server answers whole (they read its database and its whole blob store).
+
+Blobs larger than the server's request limit go up in chunks that resume after an
+interruption (:meth:`DataHttpClient.put_chunked`).
 
 ``add`` hashes files here (with the local state cache), asks the server which blobs
 it lacks, uploads only those in parallel (:func:`upload`), then the manifest, then
@@ -36,7 +41,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from loopline.client.session import ApiSession
 from loopline.data.rows import VERSION_COLUMNS, NewVersion, VersionRow
-from loopline.data.store import DatasetRow, DataStore
+from loopline.data.store import DatasetRow, DataStore, TagMove
 from loopline.errors import (
     IntegrityError,
     InvalidStateError,
@@ -49,18 +54,30 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from loopline.config import Settings
+    from loopline.data.entities import GcResult, Lineage, VerifyReport
     from loopline.data.progress import Progress
     from loopline.data.refs import Ref
     from loopline.data.scan import ScannedFile
     from loopline.data.service import DataService
     from loopline.store.metadata import Database
 
-__all__ = ["API", "DataHttpClient", "HttpBlobStore", "HttpDataStore", "upload"]
+__all__ = [
+    "API",
+    "DataHttpClient",
+    "HttpBlobStore",
+    "HttpDataStore",
+    "remote_gc",
+    "remote_lineage",
+    "remote_verify",
+    "upload",
+]
 
 API = "/api/v1/data"
 DIGEST_HEADER = "x-loopline-digest"
 MISSING_BATCH = 5000
 """Digests per ``POST /blobs/missing`` call."""
+CHUNKED_ABOVE = 1 << 20
+"""Files larger than this ask the server how to upload them (whole, or in chunks)."""
 _CHUNK = 1024 * 1024
 
 
@@ -103,7 +120,20 @@ class DataHttpClient(ApiSession):
         return found
 
     def put_blob(self, digest: Digest, source: Path | bytes) -> None:
-        """Upload a blob (the server verifies it against ``digest``)."""
+        """Upload a blob (the server verifies it against ``digest``).
+
+        Files larger than :data:`CHUNKED_ABOVE` go through :meth:`put_chunked` when
+        the server's chunk size is smaller than they are.
+        """
+        if isinstance(source, Path):
+            size = os.path.getsize(source)
+            if size > CHUNKED_ABOVE:
+                state = self.upload_state(digest)
+                if state["stored"]:
+                    return
+                if size > state["chunk_size"] or state["offset"]:
+                    self.put_chunked(digest, source, size, state)
+                    return
         headers = {"content-type": "application/octet-stream"}
 
         def attempt() -> None:
@@ -117,6 +147,50 @@ class DataHttpClient(ApiSession):
 
         self._retrying(attempt, idempotent=True)
 
+    def upload_state(self, digest: Digest) -> dict[str, Any]:
+        """``offset`` (bytes the server holds), ``stored`` and ``chunk_size`` of an upload."""
+        answer: dict[str, Any] = self.call("GET", f"/uploads/{digest}")
+        return answer
+
+    def put_chunked(
+        self, digest: Digest, source: Path, size: int, state: dict[str, Any] | None = None
+    ) -> None:
+        """Upload a file in chunks, from wherever the server's partial copy ends.
+
+        Each chunk is retried on network errors; a chunk the server did not expect
+        (another client sent it, or an answer was lost) makes the client ask again
+        where the upload stands. Interrupted for good, the upload resumes the next
+        time the same content is sent, by this client or another.
+        """
+        state = state or self.upload_state(digest)
+        chunk = int(state["chunk_size"])
+        offset = int(state["offset"])
+        with open(source, "rb") as handle:
+            while offset < size:
+                handle.seek(offset)
+                data = handle.read(min(chunk, size - offset))
+                if not data:
+                    raise InvalidStateError(f"{source} shrank while it was uploaded")
+                offset = self._put_chunk(digest, offset, data)
+        self._retrying(
+            lambda: self._check(self._http.post(f"/uploads/{digest}/complete")), idempotent=True
+        )
+
+    def _put_chunk(self, digest: Digest, offset: int, data: bytes) -> int:
+        """Send one chunk; the server's new offset (where the next chunk starts)."""
+        headers = {"content-type": "application/octet-stream"}
+
+        def attempt() -> int:
+            response = self._http.put(
+                f"/uploads/{digest}", params={"offset": offset}, content=data, headers=headers
+            )
+            return int(_answer(self._check(response))["offset"])
+
+        try:
+            return self._retrying(attempt, idempotent=True)
+        except InvalidStateError:
+            return int(self.upload_state(digest)["offset"])  # resume where the server stands
+
     def get_blob(self, digest: Digest, out: Callable[[bytes], object]) -> None:
         """Stream a blob to ``out`` (chunk by chunk; not verified here)."""
 
@@ -127,6 +201,13 @@ class DataHttpClient(ApiSession):
                     out(chunk)
 
         self._retrying(attempt, idempotent=True)
+
+
+def _answer(response: Any) -> dict[str, Any]:
+    import orjson
+
+    decoded: dict[str, Any] = orjson.loads(response.content)
+    return decoded
 
 
 def _chunks(handle: BinaryIO) -> Iterator[bytes]:
@@ -312,6 +393,49 @@ class HttpDataStore(DataStore):
     ) -> bool:
         body = {"src": list(src), "dst": list(dst), "relation": relation, "context": context}
         return bool(self.http.call("POST", "/lineage/edges", json=body)["created"])
+
+    def move_tag(self, project: str, ref: Ref, tag: str, actor: str) -> TagMove:
+        answer = self.http.call("POST", "/tags", json={"ref": str(ref), "tag": tag})
+        return TagMove(**answer)
+
+    def tag_history(self, project: str, name: str) -> list[tuple[str, int | None, int, str, int]]:
+        answer = self.http.call("GET", "/tags", params={"name": name})
+        keys = ("tag", "from_version", "to_version", "actor", "created_at")
+        return [tuple(move[k] for k in keys) for move in answer["history"]]
+
+
+def remote_lineage(http: DataHttpClient, ref: str | None, run_id: str | None) -> Lineage:
+    """:func:`loopline.data.lineage.lineage`, answered by the server."""
+    from loopline.data.entities import Lineage, LineageRun, ModelUse
+
+    doc = http.call("GET", "/lineage", params={"ref": ref, "run_id": run_id})
+    return Lineage(
+        subject=doc["subject"],
+        runs=[LineageRun(**r) for r in doc["runs"]],
+        models=[ModelUse(**m) for m in doc["models"]],
+        datasets=[(d[0], d[1]) for d in doc["datasets"]],
+    )
+
+
+def remote_gc(http: DataHttpClient, *, dry_run: bool, grace_seconds: float) -> GcResult:
+    """:func:`loopline.data.gc.gc` on the server's store (administrators only)."""
+    from loopline.data.entities import GcResult
+
+    doc = http.call("POST", "/gc", json={"dry_run": dry_run, "grace_seconds": grace_seconds})
+    return GcResult(**doc)
+
+
+def remote_verify(http: DataHttpClient, ref: str | None) -> VerifyReport:
+    """:func:`loopline.data.verify.verify` on the server's store."""
+    from loopline.data.entities import VerifyReport
+
+    doc = http.call("POST", "/verify", json={"ref": ref}, idempotent=True)
+    return VerifyReport(
+        blobs_checked=doc["blobs_checked"],
+        bytes_checked=doc["bytes_checked"],
+        corrupt=[(c[0], c[1]) for c in doc["corrupt"]],
+        missing=[(m[0], m[1]) for m in doc["missing"]],
+    )
 
 
 def upload(

@@ -64,6 +64,12 @@ def lineage(
     """Runs and models that used ``version``; or, with ``run_id``, the versions that run read."""
     if (version is None) == (run_id is None):
         raise InvalidArgumentError("give either a dataset version or run_id=")
+    server = service.server()
+    if server is not None:
+        from loopline.data.http import remote_lineage
+
+        ref = None if version is None else service.resolve(version).ref
+        return remote_lineage(server, ref, run_id)
     store = service.store
     if run_id is not None:
         edges = store.edges(dst=(RUN, run_id), relation=INPUT)

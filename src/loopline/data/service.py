@@ -8,8 +8,8 @@ fast store, and only when an operation needs more, the SQLAlchemy
 The service works on a metadata database (embedded SQLite or a database URL), or,
 when the tracking URI names a ``loopline server``, through the server's data API
 (:mod:`loopline.data.http`): files are hashed here, only the blobs the server lacks
-are uploaded, and versions are recorded there. Operations that need the database
-itself (``gc``, ``verify``, tag history) are refused through a server.
+are uploaded, and versions are recorded there; what needs the server's database or
+its whole blob store (lineage queries, ``gc``, ``verify``) the server answers whole.
 
 The server builds one with :meth:`DataService.over` on its own database and blob store.
 """
@@ -81,6 +81,12 @@ class DataService:
         service._lite_tried = True  # SQLAlchemy only: the server's database may be anything
         service._borrowed = True
         return service
+
+    def server(self) -> DataHttpClient | None:
+        """The server's data API when the tracking URI names a server (else None)."""
+        if self.settings.remote and self.http is None:
+            self._connect()
+        return self.http
 
     # -- stores, opened on first use ----------------------------------------------------
     @property

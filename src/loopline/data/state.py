@@ -334,6 +334,7 @@ class StateCache(State):
         conn = self._conn
         if seen is not None and seen.files is not None and seen.pending is not None:
             old = seen.files
+            rows: list[tuple[str, str, str | None]]
             rows = [(root, k, files[k]) for k in files.keys() - old.keys()]
             rows += [(root, k, d) for k, d in files.items() if k in old and old[k] != d]
             rows += [(root, k, None) for k in old.keys() - files.keys()]

@@ -74,6 +74,11 @@ def verify(
     progress: Progress | None = None,
 ) -> VerifyReport:
     """Rehash the store's blobs (or only those ``ref`` needs) and find missing ones."""
+    server = service.server()
+    if server is not None:  # the server rehashes its own store
+        from loopline.data.http import remote_verify
+
+        return remote_verify(server, None if ref is None else service.resolve(ref).ref)
     blobs = service.blobs
     if ref is not None:
         versions = [service.resolve(ref)]

@@ -17,13 +17,34 @@ POST        /blobs/missing                               which of these digests 
 PUT         /blobs/{digest}                              upload a blob (raw body, verified)
 GET         /blobs/{digest}                              download a blob (streamed)
 POST        /lineage/edges                               record a lineage edge (run inputs)
+GET         /lineage?ref= | ?run_id=                     runs and models of a version; a run's inputs
+POST        /tags                                        point a tag at a version (NAME@REF)
+GET         /tags?name=                                  every move of a dataset's tags
+POST        /gc                                          remove unreferenced blobs (administrators)
+POST        /verify                                      rehash the store, report damage
+GET         /uploads/{digest}                            how much of a chunked upload is stored
+PUT         /uploads/{digest}?offset=                    append a chunk to a chunked upload
+POST        /uploads/{digest}/complete                   verify a chunked upload, store it as a blob
 ==========  ===========================================  =====================================
+
+Blobs larger than the request limit go up in chunks: ``GET /uploads/{digest}``
+says how many bytes the server holds already (0 for a new upload) and the chunk
+size to send; each ``PUT`` appends the chunk starting at ``offset`` (a chunk at the
+wrong offset is refused with the right one); ``complete`` hashes what arrived and
+stores the blob only when it matches the digest. The partial file is kept by
+digest, not by client, so an upload interrupted by anything (a dropped connection,
+a killed client, a restarted server) resumes where it stopped, and two clients
+sending the same content cannot disagree: the same digest means the same bytes at
+every offset. Partial uploads untouched for :data:`STALE_UPLOAD_SECONDS` are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -34,9 +55,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
 from loopline.data.service import DataService
-from loopline.errors import InvalidArgumentError, NotFoundError
+from loopline.errors import (
+    InvalidArgumentError,
+    InvalidStateError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from loopline.server.api._common import OK, ServiceDep, json_response
-from loopline.server.deps import caller
+from loopline.server.deps import auth_enabled, caller, principal
 from loopline.store.digest import ALGO, Digest
 
 if TYPE_CHECKING:
@@ -52,6 +78,9 @@ DIGEST_HEADER = "x-loopline-digest"
 MAX_DIGESTS = 10_000
 MAX_SCHEMA_BYTES = 4 << 20
 _CHUNK = 1024 * 1024
+UPLOAD_CHUNK = 64 << 20
+"""The chunk size offered to clients (less when the request limit is smaller)."""
+STALE_UPLOAD_SECONDS = 7 * 24 * 3600.0
 
 
 def data_service(svc: ServiceDep) -> Iterator[DataService]:
@@ -268,3 +297,166 @@ class EdgeIn(BaseModel):
 def add_edge(body: EdgeIn, data: Data) -> Response:
     created = data.store.add_edge(body.src, body.dst, body.relation, body.context)
     return json_response({"created": created})
+
+
+@router.get("/lineage", summary="Runs and models that used a version, or the versions a run read")
+def get_lineage(
+    data: Data,
+    ref: Annotated[str | None, Query()] = None,
+    run_id: Annotated[str | None, Query()] = None,
+) -> Response:
+    from loopline.data.lineage import lineage
+
+    return json_response(lineage(data, ref, run_id=run_id).to_dict())
+
+
+# -- tags ------------------------------------------------------------------------------------------
+class TagIn(BaseModel):
+    ref: str = Field(description="NAME@REF of the version the tag should point at")
+    tag: str
+
+
+@router.post("/tags", summary="Point a tag at a version (moving it; every move is kept)")
+def move_tag(body: TagIn, data: Data) -> Response:
+    from loopline.data.refs import check_tag, parse_ref
+
+    version = data.resolve(body.ref)
+    move = data.store.move_tag(
+        data.settings.project, parse_ref(version.ref), check_tag(body.tag), data.settings.user
+    )
+    return json_response(asdict(move))
+
+
+@router.get("/tags", summary="Every move of a dataset's tags, oldest first")
+def tag_history(data: Data, name: Annotated[str, Query()]) -> Response:
+    from loopline.data.refs import check_name
+
+    history = data.store.tag_history(data.settings.project, check_name(name))
+    keys = ("tag", "from_version", "to_version", "actor", "created_at")
+    return json_response({"history": [dict(zip(keys, move, strict=True)) for move in history]})
+
+
+# -- store maintenance -------------------------------------------------------------------------
+class GcIn(BaseModel):
+    dry_run: bool = False
+    grace_seconds: float = Field(default=3600.0, ge=0)
+
+
+@router.post("/gc", summary="Delete blobs no version references (server administrators)")
+def collect(body: GcIn, data: Data, request: Request) -> Response:
+    from loopline.data.gc import gc
+
+    # The blob store is shared by every project: only an administrator may sweep it.
+    if auth_enabled(request):
+        who = principal(request)
+        if who is None or not who.is_admin:
+            raise PermissionDeniedError(
+                "only a server administrator may collect the server's blobs",
+                hint="run it with --dry-run to see what would go, or ask an administrator",
+            )
+    result = gc(data, dry_run=body.dry_run, grace_seconds=body.grace_seconds)
+    return json_response(result.to_dict())
+
+
+class VerifyIn(BaseModel):
+    ref: str | None = Field(default=None, description="only this version's blobs (NAME@REF)")
+
+
+@router.post("/verify", summary="Rehash stored blobs; report corrupt and missing ones")
+def verify_store(body: VerifyIn, data: Data) -> Response:
+    from loopline.data.verify import verify
+
+    return json_response(verify(data, body.ref).to_dict())
+
+
+# -- chunked uploads -------------------------------------------------------------------------
+def _uploads_dir(data: DataService) -> Path:
+    """Where partial uploads live: beside a local store's objects (same disk), else in temp."""
+    root = getattr(data.blobs, "root", None)
+    base = Path(root) if root is not None else Path(tempfile.gettempdir())
+    folder = base / "uploads" if root is not None else base / "loopline-uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _chunk_size(request: Request) -> int:
+    limit: int = getattr(request.app.state, "max_body_bytes", UPLOAD_CHUNK * 2)
+    return max(64 << 10, min(UPLOAD_CHUNK, limit // 2))
+
+
+@contextlib.contextmanager
+def _locked_part(data: DataService, digest: Digest) -> Iterator[int]:
+    """The partial file of an upload, open for appending and locked against other requests."""
+    folder = _uploads_dir(data)
+    _sweep_stale(folder)
+    fd = os.open(folder / f"{digest.hex}.part", os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _sweep_stale(folder: Path) -> None:
+    cutoff = time.time() - STALE_UPLOAD_SECONDS
+    for entry in os.scandir(folder):
+        with contextlib.suppress(OSError):
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+
+
+@router.get("/uploads/{digest}", summary="How much of a chunked upload the server holds")
+def upload_state(digest: str, data: Data, request: Request) -> Response:
+    claimed = _digest(digest)
+    stored = not _missing(data, [claimed])
+    offset = 0
+    if not stored:
+        part = _uploads_dir(data) / f"{claimed.hex}.part"
+        with contextlib.suppress(FileNotFoundError):
+            offset = part.stat().st_size
+    return json_response({"offset": offset, "stored": stored, "chunk_size": _chunk_size(request)})
+
+
+@router.put("/uploads/{digest}", summary="Append a chunk (raw body) at offset to a chunked upload")
+async def upload_chunk(
+    digest: str, offset: Annotated[int, Query(ge=0)], request: Request, data: Data
+) -> Response:
+    claimed = _digest(digest)
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+    end = await run_in_threadpool(_append, data, claimed, offset, bytes(body))
+    return json_response({"offset": end})
+
+
+def _append(data: DataService, claimed: Digest, offset: int, body: bytes) -> int:
+    with _locked_part(data, claimed) as fd:
+        size = os.fstat(fd).st_size
+        if offset != size:
+            raise InvalidStateError(
+                f"the upload of {claimed} holds {size} bytes; a chunk at {offset} does not fit",
+                hint=f"send the chunk that starts at byte {size}",
+            )
+        view = memoryview(body)
+        while view:
+            view = view[os.write(fd, view) :]
+        return size + len(body)
+
+
+@router.post("/uploads/{digest}/complete", summary="Verify a chunked upload and store the blob")
+def complete_upload(digest: str, data: Data) -> Response:
+    from loopline.errors import IntegrityError
+
+    claimed = _digest(digest)
+    with _locked_part(data, claimed):
+        part = _uploads_dir(data) / f"{claimed.hex}.part"
+        if not _missing(data, [claimed]):  # stored meanwhile (another client, an earlier try)
+            part.unlink()
+            return OK()
+        try:
+            _store_upload(data, part, claimed)
+        except IntegrityError:
+            part.unlink()  # damaged: the next attempt starts over
+            raise
+        part.unlink()
+    return OK()

@@ -1,0 +1,198 @@
+"""Every ``loopline data`` command against a real ``loopline server``, and chunked uploads.
+
+The CLI runs with ``LOOPLINE_TRACKING_URI`` pointing at a server subprocess on
+127.0.0.1: tags and their history, lineage both ways, status, diff, verify and gc
+are answered by the server. Files larger than the server's request limit go up in
+chunks, and an upload interrupted half-way resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import loopline
+import loopline.data as data
+from loopline.cli.data import app
+from loopline.config import reset_settings
+from loopline.data import api
+from loopline.data.http import DataHttpClient
+from loopline.store.digest import Digest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tests.e2e.conftest import ServerProcess
+
+API = "/api/v1/data"
+
+
+def _use(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOOPLINE_TRACKING_URI", url)
+    reset_settings()
+    api.close()
+
+
+@pytest.fixture
+def client(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    _use(server_url, monkeypatch)
+    yield server_url
+    api.close()
+
+
+def _cli(*args: str) -> Any:
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_every_data_command_works_through_the_server(client: str, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("alpha\n")
+    (tree / "t.csv").write_text("x,y\n1,a\n2,b\n")
+    first = _cli("add", str(tree), "--name", "ops", "--tag", "prod")
+    assert (first["ref"], first["tags"]) == ("ops@1", ["prod"])
+
+    assert _cli("status", "ops")["changes"] == []
+    (tree / "a.txt").write_text("alpha, edited\n")
+    (tree / "t.csv").write_text("x,y,z\n1,a,0\n2,b,0\n3,c,0\n")
+    (tree / "new.txt").write_text("new\n")
+    status = _cli("status", "ops")
+    assert sorted((c["path"], c["change"]) for c in status["changes"]) == [
+        ("a.txt", "modified"),
+        ("new.txt", "added"),
+        ("t.csv", "modified"),
+    ]
+    assert _cli("add", str(tree), "--name", "ops")["ref"] == "ops@2"
+
+    diff = _cli("diff", "ops@prod", "ops@latest")
+    assert {c["path"] for c in diff["changes"]} == {"a.txt", "new.txt", "t.csv"}
+    (table,) = diff["tables"]
+    assert (table["old_rows"], table["new_rows"], table["added_columns"]) == (2, 3, ["z"])
+
+    moved = _cli("tag", "ops@2", "prod")
+    assert (moved["from_version"], moved["to_version"]) == (1, 2)
+    history = _cli("tags", "ops")
+    assert [(h["tag"], h["from_version"], h["to_version"]) for h in history] == [
+        ("prod", None, 1),
+        ("prod", 1, 2),
+    ]
+    assert data.get("ops@prod").version == 2
+
+    with loopline.start_run() as run:
+        data.log_input("ops@1", context="training")
+    used = _cli("lineage", "ops@1")
+    assert [(r["run_id"], r["context"]) for r in used["runs"]] == [(run.info.run_id, "training")]
+    read = _cli("lineage", "--run", run.info.run_id)
+    assert read["datasets"] == [["ops@1", "training"]]
+
+    report = _cli("verify")
+    assert report["ok"]
+    assert report["blobs_checked"] >= 6
+    assert _cli("verify", "ops@1")["ok"]
+    swept = _cli("gc", "--dry-run", "--grace", "0s")
+    assert swept["dry_run"]
+    assert swept["blobs_deleted"] == 0  # everything is referenced
+
+
+def test_gc_through_the_server_removes_what_nothing_references(client: str, tmp_path: Path) -> None:
+    blob = str(Digest.of_bytes(b"stray"))  # uploaded, then named by no version
+    stray = DataHttpClient(client)
+    try:
+        stray.put_blob(Digest.parse(blob), b"stray")
+        assert stray.missing([blob]) == set()
+        assert data.gc(dry_run=True, grace_seconds=0).blobs_deleted >= 1
+        assert stray.missing([blob]) == set()  # a dry run deletes nothing
+        assert data.gc(grace_seconds=0).blobs_deleted >= 1
+        assert stray.missing([blob]) == {blob}
+    finally:
+        stray.close()
+
+
+# -- chunked uploads --------------------------------------------------------------------------
+@pytest.fixture
+def small_server(
+    start_server: Callable[..., ServerProcess], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A server refusing bodies over 1 MiB, so files of a few MiB must go in chunks."""
+    server = start_server(max_body_bytes=1 << 20)
+    _use(server.url, monkeypatch)
+    yield server.url
+    api.close()
+
+
+@pytest.fixture
+def chunks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """(offset, size) of every chunk sent."""
+    sent: list[tuple[int, int]] = []
+    original = DataHttpClient._put_chunk
+
+    def counting(self: DataHttpClient, digest: Any, offset: int, body: bytes) -> int:
+        sent.append((offset, len(body)))
+        return original(self, digest, offset, body)
+
+    monkeypatch.setattr(DataHttpClient, "_put_chunk", counting)
+    return sent
+
+
+def test_a_file_larger_than_the_request_limit_goes_up_in_chunks(
+    small_server: str, tmp_path: Path, chunks: list[tuple[int, int]]
+) -> None:
+    big = tmp_path / "big.bin"
+    content = os.urandom(3 * (1 << 20) + 12345)
+    big.write_bytes(content)
+    with httpx.Client(base_url=small_server + API) as http:  # a plain PUT is refused
+        refused = http.put("/blobs/blake3:" + "0" * 64, content=content)
+        assert refused.status_code == 413
+    version = data.add(big, "large")
+    assert sum(size for _, size in chunks) == len(content)
+    assert max(size for _, size in chunks) <= 1 << 19  # half the limit, as the server said
+    assert version.total_size == len(content)
+    data.checkout("large@1", tmp_path / "out.bin")  # a file version checks out as a file
+    assert (tmp_path / "out.bin").read_bytes() == content
+
+
+def test_an_interrupted_upload_resumes_where_it_stopped(
+    small_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.bin"
+    content = os.urandom(4 << 20)
+    big.write_bytes(content)
+    sent: list[int] = []
+    original = DataHttpClient._put_chunk
+
+    def dying(self: DataHttpClient, digest: Any, offset: int, body: bytes) -> int:
+        if len(sent) == 3:
+            raise KeyboardInterrupt  # Ctrl-C (or a dropped connection) after three chunks
+        sent.append(len(body))
+        return original(self, digest, offset, body)
+
+    monkeypatch.setattr(DataHttpClient, "_put_chunk", dying)
+    with pytest.raises(KeyboardInterrupt):
+        data.add(big, "resumed")
+    with pytest.raises(loopline.errors.NotFoundError):
+        data.get("resumed")  # nothing was recorded
+    held = sum(sent)
+    digest = Digest.of_bytes(content)
+    with httpx.Client(base_url=small_server + API) as http:
+        state = http.get(f"/uploads/{digest}").json()
+    assert (state["offset"], state["stored"]) == (held, False)
+
+    resent: list[int] = []
+
+    def counting(self: DataHttpClient, digest: Any, offset: int, body: bytes) -> int:
+        resent.append(offset)
+        return original(self, digest, offset, body)
+
+    monkeypatch.setattr(DataHttpClient, "_put_chunk", counting)
+    version = data.add(big, "resumed")
+    assert resent[0] == held  # the first chunk sent starts where the server stopped
+    assert version.ref == "resumed@1"
+    assert data.get("resumed@1").file.read_bytes() == content
