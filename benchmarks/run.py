@@ -63,6 +63,8 @@ MODULES = {
     "data": "benchmarks.data",
     "models": "benchmarks.models",
     "models_format": "benchmarks.models_format",
+    "serving": "benchmarks.serving",
+    "monitoring": "benchmarks.monitoring",
 }
 
 # A log file or a pipe (make bench | tee) still gets the whole table.

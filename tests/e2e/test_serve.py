@@ -118,11 +118,11 @@ class Served:
 
 
 @pytest.fixture
-def serve(_isolated_home: Path) -> Iterator[Any]:
+def serve() -> Iterator[Any]:
     started: list[Served] = []
 
     def start(*args: str) -> Served:
-        server = Served(_isolated_home, *args)
+        server = Served(Path(os.environ["LOOPLINE_HOME"]), *args)
         started.append(server)
         return server
 
@@ -136,14 +136,15 @@ def _row(seed: int = 0) -> list[float]:
 
 
 # -- protocols ----------------------------------------------------------------------------
-def test_triton_client_and_mlflow_formats(serve: Any, _isolated_home: Path) -> None:
+def test_triton_client_and_mlflow_formats(serve: Any) -> None:
     import tritonclient.http as triton
 
     version = register("churn")
     server = serve("serve", "models:/churn/1", "--max-body-mb", "0.01")
     host = server.url.removeprefix("http://")
     client = triton.InferenceServerClient(host)
-    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_server_live()
+    assert client.is_server_ready()
     assert client.is_model_ready("churn")
     assert client.get_model_metadata("churn")["inputs"][0]["shape"] == [-1, 20]
     rows = np.array([_row(1), _row(2), _row(3)], dtype=np.float64)
@@ -155,7 +156,8 @@ def test_triton_client_and_mlflow_formats(serve: Any, _isolated_home: Path) -> N
         ]
         result = client.infer("churn", [tensor], model_version=str(version), outputs=outputs)
         proba = result.as_numpy("predict_proba")
-        assert proba.shape == (3, 2) and np.allclose(proba.sum(axis=1), 1.0)
+        assert proba.shape == (3, 2)
+        assert np.allclose(proba.sum(axis=1), 1.0)
         assert result.as_numpy("predict").tolist() == proba.argmax(axis=1).tolist()
     client.close()
 
@@ -176,7 +178,7 @@ def test_triton_client_and_mlflow_formats(serve: Any, _isolated_home: Path) -> N
 
     bad = {
         "rows of 19": {"instances": [_row(1)[:19]]},
-        "zzz": {"dataframe_split": {"columns": COLUMNS[:19] + ["zzz"], "data": [_row(1)]}},
+        "zzz": {"dataframe_split": {"columns": [*COLUMNS[:19], "zzz"], "data": [_row(1)]}},
         "string": {"instances": [["x", *_row(1)[1:]]]},
         "exactly one of": {"nothing": 1},
     }
@@ -186,7 +188,8 @@ def test_triton_client_and_mlflow_formats(serve: Any, _isolated_home: Path) -> N
         assert expected.split()[-1] in answer.json()["message"] or expected in answer.text
     assert httpx.post(f"{server.url}/invocations", content=b"{nope").status_code == 400
     big = httpx.post(f"{server.url}/invocations", json={"instances": [_row(1)] * 200})
-    assert big.status_code == 413 and "limit" in big.json()["message"]
+    assert big.status_code == 413
+    assert "limit" in big.json()["message"]
     assert httpx.post(f"{server.url}/v2/models/nope/infer", json={}).status_code == 404
 
     metrics = httpx.get(f"{server.url}/metrics").text
@@ -198,7 +201,8 @@ def test_triton_client_and_mlflow_formats(serve: Any, _isolated_home: Path) -> N
     assert 'kind="client"' in metrics
 
 
-def test_prediction_log_and_feedback(serve: Any, _isolated_home: Path) -> None:
+def test_prediction_log_and_feedback(serve: Any) -> None:
+    home = Path(os.environ["LOOPLINE_HOME"])
     register("churn")
     server = serve("serve", "models:/churn/1", "--hash", "f0", "--exclude", "f1")
     answer = httpx.post(
@@ -211,21 +215,25 @@ def test_prediction_log_and_feedback(serve: Any, _isolated_home: Path) -> None:
         f"{server.url}/v1/feedback", json={"request_ids": ["req-1"], "labels": [1]}
     )
     assert feedback.json() == {"accepted": 1}
-    root = _isolated_home / "predictions"
+    root = home / "predictions"
     deadline = time.monotonic() + 10
     while not predlog.list_files(root, "feedback", "churn") and time.monotonic() < deadline:
         time.sleep(0.1)
     table = predlog.read_log(root, "predictions", "churn").to_pandas()
     assert table["request_id"].tolist() == ["req-1", "req-1"]
-    assert set(table["variant"]) == {"primary"} and set(table["model_version"]) == {"1"}
-    assert "in.f1" not in table and len(table["in.f0"][0]) == 64  # hashed
+    assert set(table["variant"]) == {"primary"}
+    assert set(table["model_version"]) == {"1"}
+    assert "in.f1" not in table
+    assert len(table["in.f0"][0]) == 64
     assert table["in.f2"].tolist() == pytest.approx([_row(1)[2], _row(2)[2]])
     assert {"out.prediction", "out.proba.0", "out.proba.1"} <= set(table.columns)
     labels = predlog.read_log(root, "feedback", "churn").to_pandas()
-    assert labels["request_id"].tolist() == ["req-1"] and labels["label"].tolist() == [1]
+    assert labels["request_id"].tolist() == ["req-1"]
+    assert labels["label"].tolist() == [1]
 
 
-def test_sigkill_loses_at_most_the_unflushed_seconds(serve: Any, _isolated_home: Path) -> None:
+def test_sigkill_loses_at_most_the_unflushed_seconds(serve: Any) -> None:
+    home = Path(os.environ["LOOPLINE_HOME"])
     register("churn")
     server = serve("serve", "models:/churn/1")
     sent = 0
@@ -236,13 +244,14 @@ def test_sigkill_loses_at_most_the_unflushed_seconds(serve: Any, _isolated_home:
             sent += 1
     time.sleep(1.5)  # more than one flush interval: everything sent so far is on disk
     server.stop(signal.SIGKILL)
-    files = list((_isolated_home / "predictions").rglob("*"))
+    files = list((home / "predictions").rglob("*"))
     assert not [f for f in files if f.is_file() and not f.name.startswith("part-")]
-    rows = predlog.read_log(_isolated_home / "predictions", "predictions", "churn").num_rows
+    rows = predlog.read_log(home / "predictions", "predictions", "churn").num_rows
     assert rows == sent
 
 
 # -- following an alias -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_alias_move_swaps_without_failing_a_request(serve: Any) -> None:
     import loopline
 
@@ -277,7 +286,8 @@ def test_alias_move_swaps_without_failing_a_request(serve: Any) -> None:
         time.sleep(0.3)
         stop.set()
     assert not failures
-    assert versions[0] == "1" and versions[-1] == "2"
+    assert versions[0] == "1"
+    assert versions[-1] == "2"
     assert versions.index("2") > 0  # served throughout the load of version 2
 
 
@@ -292,6 +302,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_deploy_canary_promote_rollback(serve: Any) -> None:
     import loopline
 
@@ -336,7 +347,8 @@ def test_deploy_canary_promote_rollback(serve: Any) -> None:
     doc = json.loads(status.stdout)
     actions = [h["action"] for h in doc["history"]]
     assert actions == ["created", "canary_started", "shadow_set", "promoted", "rolled_back"]
-    assert doc["current_version"] == 1 and doc["shadow"]["version"] == 3
+    assert doc["current_version"] == 1
+    assert doc["shadow"]["version"] == 3
     events = [e.kind for e in loopline.Client().events(kinds=["deployment.*"])]
     assert events == [f"deployment.{a}" for a in actions]
     shadow_rows = predlog.read_log(
@@ -355,6 +367,7 @@ def test_deploy_canary_promote_rollback(serve: Any) -> None:
     assert set(shadow_rows["variant"]) <= {"primary", "canary", "shadow"}
 
 
+@pytest.mark.slow
 def test_canary_breaching_its_limits_is_rolled_back(serve: Any) -> None:
     import loopline
     from loopline.serving.deployments import open_deployments
@@ -376,7 +389,8 @@ def test_canary_breaching_its_limits_is_rolled_back(serve: Any) -> None:
         )
     _wait_for(lambda: service.get("churn-prod").canary is None)
     last = service.history("churn-prod")[-1]
-    assert last.action == "canary_rolled_back" and "p99 latency" in last.reason
+    assert last.action == "canary_rolled_back"
+    assert "p99 latency" in last.reason
     assert "automatic" in last.reason
     _ = loopline
 
