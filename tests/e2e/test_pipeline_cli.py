@@ -29,7 +29,9 @@ def loopline(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 def as_json(done: subprocess.CompletedProcess[str]) -> Any:
     assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(("{", "[")))
+    return json.loads("\n".join(lines[start:]))  # what steps print comes first
 
 
 def test_run_show_runs_and_a_cached_rerun() -> None:
