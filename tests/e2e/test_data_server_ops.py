@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -196,3 +200,72 @@ def test_an_interrupted_upload_resumes_where_it_stopped(
     assert resent[0] == held  # the first chunk sent starts where the server stopped
     assert version.ref == "resumed@1"
     assert data.get("resumed@1").file.read_bytes() == content
+
+
+def test_a_client_killed_mid_upload_leaves_nothing_recorded_and_the_upload_resumes(
+    start_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunks: list[tuple[int, int]],
+) -> None:
+    server = start_server(max_body_bytes=1 << 20)
+    big = tmp_path / "big.bin"
+    content = os.urandom(32 << 20)
+    big.write_bytes(content)
+    digest = Digest.of_bytes(content)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPLINE_")}
+    env |= {"LOOPLINE_TRACKING_URI": server.url, "LOOPLINE_HOME": str(tmp_path / "client")}
+    command = ["data", "add", str(big), "--name", "killed"]
+    adder = subprocess.Popen(
+        [sys.executable, "-c", "from loopline.cli.main import main; main()", *command],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with httpx.Client(base_url=server.url + API) as http:
+        deadline = time.monotonic() + 60
+        while http.get(f"/uploads/{digest}").json()["offset"] < 2 << 20:
+            assert adder.poll() is None, "the add finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        adder.send_signal(signal.SIGKILL)
+        adder.wait()
+        held = http.get(f"/uploads/{digest}").json()["offset"]
+        assert 0 < held < len(content)
+        assert http.get("/version", params={"ref": "killed"}).status_code == 404
+
+    _use(server.url, monkeypatch)
+    try:
+        version = data.add(big, "killed")
+        assert chunks[0][0] == held  # resumed, not restarted
+        assert sum(size for _, size in chunks) == len(content) - held
+        assert version.ref == "killed@1"
+        assert data.get("killed@1").file.read_bytes() == content
+    finally:
+        api.close()
+
+
+def test_a_corrupt_blob_on_the_server_is_named_and_never_checked_out(
+    start_server: Callable[..., ServerProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_server()
+    _use(server.url, monkeypatch)
+    try:
+        tree = tmp_path / "tree"
+        tree.mkdir()
+        (tree / "good.txt").write_text("fine\n")
+        (tree / "bad.txt").write_text("about to rot\n")
+        version = data.add(tree, "rotting")
+        entry = version.manifest.by_path["bad.txt"]
+        (stored,) = (tmp_path / "server-0" / "blobs").rglob(entry.digest[2:])
+        stored.chmod(0o644)
+        stored.write_text("rotten bytes\n")
+        with pytest.raises(loopline.errors.IntegrityError) as caught:
+            data.checkout("rotting@1", tmp_path / "out")
+        assert "bad.txt" in str(caught.value)
+        assert entry.digest in str(caught.value)
+        assert not (tmp_path / "out" / "bad.txt").exists()
+        report = data.verify()
+        assert [c[0] for c in report.corrupt] == [str(entry.blob)]
+    finally:
+        api.close()

@@ -76,7 +76,10 @@ def fetch(
             _write_new(tmp, data, _mode(entry, read_only))
             method = "copy"
         elif object_path is None:
-            blobs.get_file(entry.blob, Path(tmp), verify=True)
+            try:
+                blobs.get_file(entry.blob, Path(tmp), verify=True)
+            except IntegrityError:  # say which file of the version it was
+                raise _corrupt(entry, blobs.uri, entry.path) from None
             os.chmod(tmp, _mode(entry, read_only))
             method = "copy"
         else:

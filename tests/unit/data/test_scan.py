@@ -33,7 +33,7 @@ def test_a_file_is_a_snapshot_of_one(tree: Path) -> None:
     assert [f.relpath for f in snap.files] == ["b.txt"]
 
 
-def test_many_subfolders_are_walked_in_parallel(tmp_path: Path) -> None:
+def test_many_nested_subfolders_are_all_walked_in_order(tmp_path: Path) -> None:
     for i in range(30):
         folder = tmp_path / f"d{i:02d}" / "inner"
         folder.mkdir(parents=True)
