@@ -269,3 +269,25 @@ def test_a_corrupt_blob_on_the_server_is_named_and_never_checked_out(
         assert [c[0] for c in report.corrupt] == [str(entry.blob)]
     finally:
         api.close()
+
+
+def test_the_upload_api_checks_offsets_and_content(client: str) -> None:
+    content = os.urandom(300_000)
+    digest = Digest.of_bytes(content)
+    with httpx.Client(base_url=client + API) as http:
+        assert http.get(f"/uploads/{digest}").json()["offset"] == 0
+        first = http.put(f"/uploads/{digest}", params={"offset": 0}, content=content[:100_000])
+        assert first.json() == {"offset": 100_000}
+        again = http.put(f"/uploads/{digest}", params={"offset": 0}, content=content[:100_000])
+        assert again.status_code == 400
+        assert "100000" in again.json()["hint"]  # where the next chunk must start
+        wrong = http.put(f"/uploads/{digest}", params={"offset": 100_000}, content=b"x" * 200_000)
+        assert wrong.json() == {"offset": 300_000}
+        refused = http.post(f"/uploads/{digest}/complete")
+        assert refused.json()["error_code"] == "DATA_LOSS"
+        assert http.post("/blobs/missing", json={"digests": [str(digest)]}).json() == {
+            "missing": [str(digest)]
+        }
+        assert http.get(f"/uploads/{digest}").json()["offset"] == 0  # the damaged part is gone
+        escaping = http.get("/uploads/blake3:..%2F..%2Fetc%2Fpasswd")
+        assert escaping.status_code in (400, 404)
