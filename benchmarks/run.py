@@ -65,6 +65,8 @@ MODULES = {
     "models_format": "benchmarks.models_format",
     "serving": "benchmarks.serving",
     "monitoring": "benchmarks.monitoring",
+    "ui": "benchmarks.ui",
+    "pipelines": "benchmarks.pipelines",
 }
 
 # A log file or a pipe (make bench | tee) still gets the whole table.

@@ -31,8 +31,13 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
+def _row(row: Any) -> dict[str, Any]:
+    # Plain str keys: SQLAlchemy's keys may be str subclasses that orjson refuses.
+    return {str(k): v for k, v in row._mapping.items()}
+
+
 def _monitor(row: Any) -> dict[str, Any]:
-    d = dict(row._mapping)
+    d = _row(row)
     d["config"] = orjson.loads(d.pop("config_json") or "{}")
     return d
 
@@ -215,7 +220,7 @@ class MonitorStore:
             ).all()
         out = []
         for r in rows:
-            d = dict(r._mapping)
+            d = _row(r)
             d["summary"] = orjson.loads(d.pop("summary_json"))
             out.append(d)
         return out
@@ -245,7 +250,7 @@ class MonitorStore:
                 .order_by(monitor_results.c.id.desc())
                 .limit(limit)
             ).all()
-        return [dict(r._mapping) for r in reversed(rows)]
+        return [_row(r) for r in reversed(rows)]
 
     def alerts(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = (
@@ -257,7 +262,7 @@ class MonitorStore:
             query = query.where(monitors.c.id == self.get(name)["id"])
         with self.db.read() as conn:
             rows = conn.execute(query.order_by(monitor_alerts.c.id.desc()).limit(limit)).all()
-        return [dict(r._mapping) for r in rows]
+        return [_row(r) for r in rows]
 
     # -- cached reference profiles -------------------------------------------------------------
     def cached_profile(self, key: str) -> dict[str, Any] | None:
