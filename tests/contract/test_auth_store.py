@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 import sqlalchemy as sa
@@ -18,8 +19,10 @@ from loopline.errors import (
     PermissionDeniedError,
 )
 from loopline.events import emit
-from loopline.store.metadata import Database
 from loopline.store.metadata.schema_collab import api_tokens, users
+
+if TYPE_CHECKING:
+    from loopline.store.metadata import Database
 
 
 @pytest.fixture
@@ -31,7 +34,8 @@ def test_passwords_are_stored_hashed_and_checked(store: AuthStore, db: Database)
     store.create_user("ana", "correct horse")
     with db.read() as conn:
         stored = conn.execute(sa.select(users.c.password_hash)).scalar_one()
-    assert stored.startswith("$argon2id$") and "correct horse" not in stored
+    assert stored.startswith("$argon2id$")
+    assert "correct horse" not in stored
     assert store.authenticate_password("ana", "correct horse") is not None
     assert store.authenticate_password("ana", "wrong horse") is None
     assert store.authenticate_password("nobody", "correct horse") is None
@@ -50,7 +54,8 @@ def test_tokens_are_shown_once_stored_as_digests_and_stop_on_revocation(
     token, info = store.create_token("ana", name="ci")
     with db.read() as conn:
         stored = conn.execute(sa.select(api_tokens.c.token_hash)).scalar_one()
-    assert token not in stored and len(stored) == 64
+    assert token not in stored
+    assert len(stored) == 64
     assert store.authenticate_token(token).name == "ana"  # type: ignore[union-attr]
     assert "token" not in store.list_tokens("ana")[0]
     store.revoke_token("ana", info["id"])
@@ -88,7 +93,8 @@ def test_roles_per_project_and_the_four_eyes_policy(store: AuthStore) -> None:
     token, _ = store.create_token("ana")
     who = store.authenticate_token(token)
     assert who is not None
-    assert who.role_in("vision") == Role.MAINTAINER and who.role_in("default") == Role.VIEWER
+    assert who.role_in("vision") == Role.MAINTAINER
+    assert who.role_in("default") == Role.VIEWER
     assert store.members_with_role(store.list_projects()[1]["id"], Role.MAINTAINER) == ["ana"]
     store.remove_member("vision", "ana", actor="root")
     assert store.members("vision") == []
@@ -105,7 +111,9 @@ def test_sessions_carry_a_csrf_token_and_end(store: AuthStore) -> None:
     assert who is not None
     session, csrf = store.create_session(who)
     found = store.authenticate_session(session)
-    assert found is not None and found.csrf_token == csrf and found.via == "session"
+    assert found is not None
+    assert found.csrf_token == csrf
+    assert found.via == "session"
     store.end_session(session)
     assert store.authenticate_session(session) is None
 

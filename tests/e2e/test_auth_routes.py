@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,7 +21,10 @@ from loopline.registry.service import RegistryService
 from loopline.tracking.entities import NewRun, RunWrites
 from loopline.tracking.store import now_ms
 
-from .conftest import ThreadServer
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from .conftest import ThreadServer
 
 OPEN_API_PATHS = {"/api/v1/auth/login", "/api/v1/auth/me", "/api/v1/auth/logout"}
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
@@ -133,7 +135,8 @@ def test_roles_allow_what_they_should(env: Env) -> None:
     with env.client("maintainer") as maint:
         assert maint.get("/api/v1/projects/default/members").status_code == 200
     me = env.client("editor").get("/api/v1/auth/me").json()
-    assert me["user"]["name"] == "editor" and me["roles"] == {"default": "editor"}
+    assert me["user"]["name"] == "editor"
+    assert me["roles"] == {"default": "editor"}
     assert env.client().get("/api/v1/auth/me").status_code == 401
     assert env.client().get("/health").status_code == 200
 
@@ -211,7 +214,8 @@ def test_session_cookies_are_httponly_and_state_changes_need_the_csrf_token(env:
         )
         assert answer.status_code == 200
         cookie = answer.headers["set-cookie"].lower()
-        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie
         csrf = answer.json()["csrf_token"]
         assert browser.get("/api/v1/auth/me").json()["user"]["name"] == "editor"
         assert browser.post("/api/v1/experiments", json={"name": "c"}).status_code == 403
@@ -249,7 +253,8 @@ def test_four_eyes_approval_needs_a_maintainer_other_than_the_author(env: Env) -
         )
     with env.client("maintainer") as author:
         own = author.post("/api/v1/registry/reviews", params=query, json=approve)
-        assert own.status_code == 403 and "four-eyes" in own.json()["message"]
+        assert own.status_code == 403
+        assert "four-eyes" in own.json()["message"]
     headers = {"authorization": f"Bearer {other}"}
     ok = httpx.post(
         f"{env.url}/api/v1/registry/reviews", params=query, json=approve, headers=headers
@@ -265,8 +270,11 @@ def test_audit_records_who_what_and_from_where_and_only_admins_read_it(env: Env)
         entries = root.get("/api/v1/audit", params={"actor": "editor"}).json()["entries"]
         lines = root.get("/api/v1/audit/export").text.splitlines()
     entry = next(e for e in entries if e["path"] == "/api/v1/experiments")
-    assert entry["origin"] == "127.0.0.1" and entry["user_agent"] == "probe/1"
-    assert entry["method"] == "POST" and entry["status"] == 200 and entry["authenticated"]
+    assert entry["origin"] == "127.0.0.1"
+    assert entry["user_agent"] == "probe/1"
+    assert entry["method"] == "POST"
+    assert entry["status"] == 200
+    assert entry["authenticated"]
     assert len(lines) >= len(entries)
 
 
@@ -276,7 +284,8 @@ def test_comments_mentions_and_the_notifications_feed(env: Env) -> None:
             "/api/v1/comments",
             json={"entity_type": "model_version", "entity_id": "clf/1", "body": "ping @viewer"},
         )
-        assert made.status_code == 201 and made.json()["comment"]["mentions"] == ["viewer"]
+        assert made.status_code == 201
+        assert made.json()["comment"]["mentions"] == ["viewer"]
     with env.client("viewer") as viewer:
         feed = viewer.get("/api/v1/notifications").json()["notifications"]
         assert [n["type"] for n in feed] == ["mention"]

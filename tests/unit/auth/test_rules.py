@@ -58,13 +58,15 @@ def test_ids_are_found_in_paths_queries_and_bodies() -> None:
     assert ids_in_query(b"run_uuid=z").runs == {"z"}
     body = {"experiment_ids": ["1", 2], "run_id": "r", "items": [{"experiment_id": "9"}]}
     found = ids_in_body("/api/2.0/mlflow/runs/search", body)
-    assert found.experiments == {"1", "2", "9"} and found.runs == {"r"}
+    assert found.experiments == {"1", "2", "9"}
+    assert found.runs == {"r"}
     assert not ids_in_body("/x", ["not", "objects"])
 
 
 def test_mentions_and_loopback_addresses() -> None:
     assert mentions_in("@a, @b_c and email x@y.z") == ["a", "b_c"]
-    assert is_loopback("127.0.0.2") and not is_loopback("example.com")
+    assert is_loopback("127.0.0.2")
+    assert not is_loopback("example.com")
 
 
 def test_roles_parse_case_insensitively_and_reject_unknown_names() -> None:
