@@ -5,7 +5,7 @@ Also ``loopline scheduler``, which fires the triggers ``pipeline schedule`` reco
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - typer reads the annotations at run time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -264,7 +264,7 @@ def runs(
     stdout().print(grid)
 
 
-def _render(record: RunRecord, logs_of: str | None) -> None:
+def _render(record: RunRecord, logs_of: str | None) -> None:  # noqa: C901 - one screen, in order
     from rich.tree import Tree
 
     from loopline.cli._output import esc, format_duration, format_time, stdout
@@ -322,9 +322,9 @@ def _render(record: RunRecord, logs_of: str | None) -> None:
     if record.error and record.status not in ("failed", "gate_failed"):
         console.print(esc(record.error))
     if logs_of is not None:
-        s = steps.get(logs_of)
+        picked = steps.get(logs_of)
         console.print(f"[bold]logs of {esc(logs_of)}:[/]")
-        console.print(esc(s.logs if s else "(no such step)"), highlight=False)
+        console.print(esc(picked.logs if picked else "(no such step)"), highlight=False)
 
 
 @app.command("show")

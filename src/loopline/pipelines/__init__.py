@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from loopline.pipelines.gates import check_data, check_model, validate_data, validate_model
     from loopline.pipelines.loader import load_pipeline
     from loopline.pipelines.runner import PipelineRun
-    from loopline.pipelines.sweep import SweepResult, sweep
+    from loopline.pipelines.sweeps import SweepResult, sweep
 
 __all__ = [
     "ApprovalRequiredError",
@@ -69,8 +69,8 @@ _LAZY = {
     "validate_model": "loopline.pipelines.gates",
     "load_pipeline": "loopline.pipelines.loader",
     "PipelineRun": "loopline.pipelines.runner",
-    "SweepResult": "loopline.pipelines.sweep",
-    "sweep": "loopline.pipelines.sweep",
+    "SweepResult": "loopline.pipelines.sweeps",
+    "sweep": "loopline.pipelines.sweeps",
 }
 
 

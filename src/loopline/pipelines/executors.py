@@ -136,7 +136,7 @@ class RayExecutor(Executor):
             if address:
                 kwargs["address"] = address
             ray.init(**kwargs)
-        self.slots = max(1, int(ray.available_resources().get("CPU", 1)))
+        self.slots = max(1, int(ray.available_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         self._refs: dict[int, Any] = {}
 
     def submit(

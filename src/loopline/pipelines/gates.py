@@ -52,8 +52,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq,
 }
 _THRESHOLD = re.compile(r"^\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*$")
-_overrides: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar(
-    "loopline_gate_overrides", default={}
+_overrides: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "loopline_gate_overrides", default=None
 )
 
 
@@ -87,7 +87,7 @@ def overrides(thresholds: dict[str, str] | None) -> Iterator[None]:
 
 def _effective(thresholds: dict[str, str] | None) -> dict[str, str]:
     merged = dict(thresholds or {})
-    merged.update(_overrides.get())
+    merged.update(_overrides.get() or {})
     return merged
 
 
@@ -116,7 +116,7 @@ def _fail_if_needed(report: list[dict[str, Any]], what: str) -> None:
 
 
 # -- data ----------------------------------------------------------------------------
-def check_data(
+def check_data(  # noqa: C901 - one check after another
     dataset: Any,
     *,
     columns: list[str] | None = None,
@@ -178,7 +178,9 @@ def check_data(
             add(f"missing in {col}", share, f"<= {limit}", share is not None and share <= limit)
     if reference is not None:
         ref_version = loopline.data.get(reference)
-        ref_schema = ref_version.schema.get(name) or next(iter(ref_version.schema.values()), {})
+        ref_schema: dict[str, Any] = ref_version.schema.get(name) or next(
+            iter(ref_version.schema.values()), {}
+        )
         expected = {c["name"]: c["type"] for c in ref_schema.get("columns", [])}
         for col, kind in expected.items():
             add(

@@ -344,7 +344,7 @@ class Runner:
             **extra,
         }
         params = {k: v if isinstance(v, str) else repr(v) for k, v in task.consts.items()}
-        params |= {k: v for k, v in task.datasets.items()}
+        params |= dict(task.datasets)
         batch = RunWrites(
             batch_id=uuid.uuid4().hex,
             new_runs=[
@@ -613,6 +613,7 @@ class Runner:
         return "; ".join(parts)
 
     def _raise_for(self, status: str, message: str, outcome: PipelineRun) -> None:
+        err: LooplineError
         if status == "failed":
             err = PipelineFailedError(
                 f"pipeline {self.pipe.name!r} failed (run {self.run_id}): {message}",
@@ -634,7 +635,7 @@ class Runner:
             )
         else:
             return
-        err.pipeline_run = outcome  # type: ignore[attr-defined]
+        setattr(err, "pipeline_run", outcome)  # noqa: B010 - the outcome rides on the error
         raise err
 
 

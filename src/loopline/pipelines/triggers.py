@@ -319,11 +319,13 @@ class Scheduler:
             return 0
 
     def _triggers(self, conn: Connection, kind: str) -> list[Any]:
-        return conn.execute(
-            sa.select(pipeline_triggers).where(
-                pipeline_triggers.c.kind == kind, pipeline_triggers.c.enabled.is_(True)
-            )
-        ).all()
+        return list(
+            conn.execute(
+                sa.select(pipeline_triggers).where(
+                    pipeline_triggers.c.kind == kind, pipeline_triggers.c.enabled.is_(True)
+                )
+            ).all()
+        )
 
     def _consume_events(self, batch: int = 1000) -> int:
         fired = 0

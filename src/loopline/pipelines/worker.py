@@ -136,7 +136,7 @@ class _Tee(io.TextIOBase):
 def _capture() -> Iterator[io.StringIO]:
     buffer = io.StringIO()
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _Tee(buffer, out), _Tee(buffer, err)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _Tee(buffer, out), _Tee(buffer, err)
     try:
         yield buffer
     finally:
@@ -218,8 +218,8 @@ def _arguments(task: Task, blobs: BlobStore) -> dict[str, Any]:
     if task.datasets:
         import loopline.data
 
-        for key, ref in task.datasets.items():
-            args[key] = loopline.data.get(ref)  # recorded as an input of the child run
+        for key, name in task.datasets.items():
+            args[key] = loopline.data.get(name)  # recorded as an input of the child run
     return args
 
 
@@ -267,8 +267,9 @@ def run_task(task: Task) -> TaskResult:
             result.error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
             result.traceback = traceback.format_exc()
             result.report = list(getattr(exc, "report", []) or [])
-            if getattr(exc, "hint", None):
-                result.error += f" ({exc.hint})"  # type: ignore[attr-defined]
+            hint = getattr(exc, "hint", None)
+            if hint:
+                result.error = f"{result.error} ({hint})"
     result.logs = logs.getvalue()[:MAX_LOG_CHARS]
     result.ended_at = int(time.time() * 1000)
     return result

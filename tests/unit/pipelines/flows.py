@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import loopline
@@ -40,7 +41,7 @@ def fragile(values: list[int]) -> int:
 
 @loopline.step(retries=2, backoff=0.01)
 def flaky(values: list[int], marker: str) -> int:
-    count = int(open(marker).read()) if os.path.exists(marker) else 0
+    count = int(Path(marker).read_text()) if os.path.exists(marker) else 0
     with open(marker, "w") as fh:
         fh.write(str(count + 1))
     if count < 2:

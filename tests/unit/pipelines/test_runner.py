@@ -103,7 +103,7 @@ def test_retries_with_backoff_then_success(
 
 def test_a_step_over_its_timeout_fails(flows: ModuleType) -> None:
     started = time.perf_counter()
-    with pytest.raises(PipelineFailedError, match="timeout of 0.5 s"):
+    with pytest.raises(PipelineFailedError, match=r"timeout of 0\.5 s"):
         flows.timing_out.run(executor="local")
     assert time.perf_counter() - started < 4
 

@@ -128,15 +128,18 @@ def sweep(
     if direction not in ("maximize", "minimize"):
         raise InvalidArgumentError("direction is maximize or minimize")
     settings = get_settings()
-    label = name or getattr(objective, "__name__", "sweep")
+    label = str(name or getattr(objective, "__name__", "sweep"))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction=direction, sampler=optuna.samplers.TPESampler(seed=seed))
+    study = optuna.create_study(
+        direction=direction,  # type: ignore[arg-type]
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
     pool = open_executor(executor, ray_address=ray_address)
     svc = open_service(settings)
     try:
         exp_name = f"sweep/{label}"
         exp = svc.get_experiment_by_name(exp_name)
-        exp_id = exp.experiment_id if exp else svc.create_experiment(exp_name)
+        exp_id = str(exp.experiment_id if exp else svc.create_experiment(exp_name))
         parent = uuid.uuid4().hex
         now = int(time.time() * 1000)
         svc.write(
