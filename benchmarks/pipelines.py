@@ -82,23 +82,8 @@ ROWS = [
     ),
 ]
 
-LOOPLINE_FLOW = """
-import loopline
-
-@loopline.step
-def start(n: int) -> int:
-    return n
-
-@loopline.step
-def add_one(x: int) -> int:
-    return x + 1
-
-@loopline.pipeline
-def linear(n: int = 0, steps: int = {steps}) -> None:
-    value = start(n)
-    for _ in range(steps - 1):
-        value = add_one(value)
-"""
+EXAMPLE = ROOT / "examples" / "pipelines" / "linear.py"
+"""The flow loopline runs: its example pipeline (10 steps by default)."""
 
 METAFLOW_FLOW = """
 from metaflow import FlowSpec, step
@@ -145,7 +130,7 @@ def run_loopline(sizes: dict[str, int], progress: Progress) -> Results:
     results: Results = {}
     with temp_dir("bench-pipelines-") as tmp:
         flow = Path(tmp) / "flow.py"
-        flow.write_text(LOOPLINE_FLOW.format(steps=sizes["steps"]))
+        flow.write_text(EXAMPLE.read_text())
         env = {**os.environ, "LOOPLINE_HOME": f"{tmp}/home"}
         cli = [sys.executable, "-c", "from loopline.cli.main import main; main()"]
 
