@@ -22,23 +22,13 @@ import pytest
 
 from e2e.conftest import ServerProcess
 from loopline.server.ui import STATIC_DIR
+from ui.chromium import CHROMIUM, CHROMIUM_ARGS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from playwright.sync_api import BrowserContext, Page
 
-CHROMIUM = os.environ.get("LOOPLINE_TEST_CHROMIUM", "/usr/bin/chromium")
-# Without the network switches Chromium keeps calling hosts this machine cannot reach.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "ui-screenshots"
 _CLIENT_VARS = ("LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_TRACKING_TOKEN")
 

@@ -137,6 +137,7 @@ export interface RunsTable {
     (number | null)[], // metrics
     (string | null)[], // tags
   ][];
+  total: number;
   truncated: boolean;
 }
 

@@ -28,6 +28,21 @@ interface Column {
 }
 
 const ROW_HEIGHT = 30;
+const FIRST_PAGE = 200;
+
+/** The server's order for a column of this grid, so its first page matches the sort. */
+function orderBy(sort: string, dir: string): string[] | undefined {
+  const way = dir === "asc" ? "ASC" : "DESC";
+  const attributes: Record<string, string> = {
+    name: "attributes.run_name",
+    status: "attributes.status",
+    start_time: "attributes.start_time",
+  };
+  if (sort in attributes) return [`${attributes[sort]} ${way}`];
+  const kind = { m: "metrics", p: "params", t: "tags" }[sort.slice(0, 1)];
+  if (kind && sort[1] === ".") return [`${kind}.\`${sort.slice(2)}\` ${way}`];
+  return undefined;
+}
 
 function fixedColumns(experiments: Map<string, string>, several: boolean): Column[] {
   const columns: Column[] = [
@@ -125,13 +140,36 @@ export default function Runs() {
   const ids = experimentIds.length
     ? experimentIds
     : (experiments.data?.experiments.filter((e) => e.lifecycle_stage === "active").map((e) => e.experiment_id) ?? []);
-  const table = useApi(
+  // Tag values are long and rarely shown: the server sends them when a tag column is.
+  const withTags = cols.split(",").some((c) => c.startsWith("t.")) || sort.startsWith("t.");
+  const query = { experiment_ids: ids.join(","), filter, view, tags: withTags || undefined };
+  const key = [ids.join(","), filter, view, withTags];
+  // A first page in the current order draws at once; the whole table (sorted and
+  // filtered here, in the browser) follows and replaces it.
+  const first = useApi(
     (signal) =>
       ids.length
-        ? get<RunsTable>("/api/v1/ui/runs", { experiment_ids: ids.join(","), filter, view }, signal)
+        ? get<RunsTable>("/api/v1/ui/runs", { ...query, limit: FIRST_PAGE, order_by: orderBy(sort, dir) }, signal)
         : Promise.resolve(undefined as unknown as RunsTable),
-    [ids.join(","), filter, view],
+    key,
   );
+  const firstDone = !first.loading;
+  const full = useApi(
+    (signal) =>
+      !ids.length
+        ? Promise.resolve(undefined as unknown as RunsTable)
+        : !firstDone
+          ? new Promise<RunsTable>(() => {}) // waits for the first page: it must not compete with it
+          : first.data && !first.data.truncated
+            ? Promise.resolve(first.data)
+            : get<RunsTable>("/api/v1/ui/runs", query, signal),
+    [...key, firstDone],
+  );
+  const table = {
+    data: full.loading || full.data === undefined ? (first.loading ? undefined : first.data) : full.data,
+    error: first.error ?? full.error,
+    loading: first.loading || full.loading,
+  };
 
   const names = useMemo(
     () => new Map((experiments.data?.experiments ?? []).map((e) => [e.experiment_id, e.name])),
@@ -242,8 +280,9 @@ function RunGrid(props: {
     <>
       <div className="toolbar small">
         <span className="muted" data-testid="run-count">
-          {rows.length.toLocaleString()} runs{table.truncated ? " (the first 50,000; narrow the filter)" : ""}
-          {props.stale ? " · updating…" : ""}
+          {table.total.toLocaleString()} runs
+          {rows.length < table.total ? ` (${rows.length.toLocaleString()} loaded${props.stale ? ", loading the rest…" : "; narrow the filter"})` : ""}
+          {props.stale && rows.length === table.total ? " · updating…" : ""}
         </span>
         <ColumnChooser table={table} chosen={chosen} setChosen={props.setChosen} />
         <button

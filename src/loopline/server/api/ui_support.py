@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from loopline.errors import InvalidArgumentError
+from loopline.errors import InvalidArgumentError, NotFoundError
 from loopline.server.api._common import ServiceDep, json_response
 from loopline.server.api.data import Data
 from loopline.server.deps import caller
@@ -36,8 +36,7 @@ from loopline.tracking.service import TrackingService
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
-
-    from loopline.tracking.entities import Run
+    from sqlalchemy.engine import Connection
 
 __all__ = ["lttb", "router"]
 
@@ -130,24 +129,48 @@ def _finite_or_none(values: Sequence[float]) -> list[float | None]:
     return [v if math.isfinite(v) else None for v in values]
 
 
+def _points(svc: TrackingService, run_id: str, key: str) -> npt.NDArray[np.float64]:
+    """Every point of a metric as rows of (step, timestamp, value), in step order.
+
+    Straight from SQL into float columns (timestamps in ms are exact in a double):
+    100,000 metric objects would cost more than the query.
+    """
+    import numpy as np
+    import sqlalchemy as sa
+
+    from loopline.store.metadata.schema import metrics
+
+    svc.get_run(run_id)  # a missing run is a 404, not an empty chart
+    query = (
+        sa.select(metrics.c.step, metrics.c.timestamp, metrics.c.value)
+        .where(metrics.c.run_id == run_id, metrics.c.key == key)
+        .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
+    )
+    with svc.db.read() as conn:
+        rows = conn.execute(query).all()
+    table = np.empty((len(rows), 3))
+    table[:, 0] = np.fromiter((r[0] for r in rows), np.float64, len(rows))
+    table[:, 1] = np.fromiter((r[1] for r in rows), np.float64, len(rows))
+    # A stored NaN reads back as None: a float array turns it back into NaN.
+    table[:, 2] = np.array([r[2] for r in rows], dtype=np.float64)
+    return table
+
+
 def _history(
     svc: TrackingService, run_id: str, key: str, max_points: int, x: str
 ) -> dict[str, Any]:
     import numpy as np
 
-    points = svc.metric_history(run_id, key)
-    steps = np.fromiter((p.step for p in points), dtype=np.int64, count=len(points))
-    stamps = np.fromiter((p.timestamp for p in points), dtype=np.int64, count=len(points))
-    values = np.fromiter((p.value for p in points), dtype=np.float64, count=len(points))
-    axis = steps if x == "step" else stamps
-    keep = lttb(axis, values, max_points)
+    points = _points(svc, run_id, key)
+    steps, stamps, values = points[:, 0], points[:, 1], points[:, 2]
+    keep = lttb(steps if x == "step" else stamps, values, max_points)
     return {
         "run_id": run_id,
         "key": key,
         "total": len(points),
         "nonfinite": int((~np.isfinite(values)).sum()),
-        "steps": steps[keep].tolist(),
-        "timestamps": stamps[keep].tolist(),
+        "steps": steps[keep].astype(np.int64).tolist(),
+        "timestamps": stamps[keep].astype(np.int64).tolist(),
         "values": _finite_or_none(values[keep].tolist()),
     }
 
@@ -196,36 +219,43 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
 
 
-def _runs_table(runs: list[Run]) -> dict[str, Any]:
-    """Runs as rows of positional values under shared column names (a fraction of the bytes)."""
-    params = sorted({k for r in runs for k in r.data.params})
-    metrics = sorted({k for r in runs for k in r.data.metrics})
-    tags = sorted({k for r in runs for k in r.data.tags})
-    rows = []
-    for run in runs:
-        info, data = run.info, run.data
-        rows.append(
-            [
-                info.run_id,
-                info.run_name,
-                info.status,
-                info.start_time,
-                info.end_time,
-                info.user_id,
-                info.experiment_id,
-                info.parent_run_id,
-                [data.params.get(k) for k in params],
-                _finite_or_none([data.metrics.get(k, math.nan) for k in metrics]),
-                [(data.tags.get(k) or "")[:TAG_CELL_CHARS] or None for k in tags],
-            ]
+Values = dict[str, dict[str, Any]]
+
+
+def _experiment_ints(experiment_ids: list[str]) -> list[int]:
+    try:
+        return [int(e) for e in experiment_ids]
+    except ValueError:
+        raise NotFoundError(f"no experiment has the id {experiment_ids!r}") from None
+
+
+def _values(
+    conn: Connection, table: Any, experiments: list[int], run_ids: list[str] | None, cut: int = 0
+) -> Values:
+    """``{run_id: {key: value}}`` of these runs, or of every run of these experiments.
+
+    Reading a whole experiment by an indexed join rather than by a list of 10,000 run
+    ids keeps the statement small; values of runs a filter left out go unused.
+    """
+    import sqlalchemy as sa
+
+    from loopline.store.metadata.schema import runs
+
+    value = sa.func.substr(table.c.value, 1, cut) if cut else table.c.value
+    query = sa.select(table.c.run_id, table.c.key, value)
+    if run_ids is not None:
+        query = query.where(table.c.run_id.in_(run_ids))
+    else:
+        query = query.join(runs, runs.c.id == table.c.run_id).where(
+            runs.c.experiment_id.in_(experiments)
         )
-    return {
-        "fields": list(RUN_FIELDS),
-        "params": params,
-        "metrics": metrics,
-        "tags": tags,
-        "rows": rows,
-    }
+    found: Values = {}
+    for run_id, key, val in conn.execute(query):
+        per_run = found.get(run_id)
+        if per_run is None:
+            per_run = found[run_id] = {}
+        per_run[key] = val
+    return found
 
 
 def _search_all(
@@ -234,15 +264,109 @@ def _search_all(
     filter_string: str | None,
     order_by: list[str],
     view: str,
+    with_tags: bool,
+    limit: int = MAX_RUNS,
 ) -> dict[str, Any]:
-    found, token = svc.search_runs(
-        experiment_ids,
-        filter_string=filter_string or None,
-        order_by=order_by or None,
-        view=view,
-        max_results=MAX_RUNS,
+    import sqlalchemy as sa
+
+    from loopline.store.metadata.schema import latest_metrics, params, tags
+    from loopline.tracking.search import build_search_query
+
+    experiments = _experiment_ints(experiment_ids)
+
+    def search(limit: int) -> Any:
+        return build_search_query(
+            experiment_ids=experiments,
+            filter=filter_string or None,
+            order_by=order_by or None,
+            view=view,  # type: ignore[arg-type]
+            limit=limit,
+            offset=0,
+        )
+
+    with svc.db.read() as conn:
+        rows = conn.execute(search(limit + 1)).all()
+        total = len(rows) if len(rows) <= limit else None
+        rows = rows[:limit]
+        if total is None:  # a first page: say how many match in all
+            counted = sa.select(sa.func.count()).select_from(search(MAX_RUNS).subquery())
+            total = int(conn.execute(counted).scalar_one())
+        # A page reads its own runs' values; the whole table reads by experiment.
+        ids = [row[0] for row in rows] if limit < MAX_RUNS else None
+        metric_values = _values(conn, latest_metrics, experiments, ids)
+        param_values = _values(conn, params, experiments, ids)
+        tag_values = _values(conn, tags, experiments, ids, TAG_CELL_CHARS) if with_tags else {}
+        tag_keys = _tag_keys(conn, experiments) if not with_tags else []
+    table = _runs_table(rows, metric_values, param_values, tag_values)
+    if not with_tags:
+        table["tags"] = tag_keys  # the chooser offers them; the UI asks again with tags=true
+    return {
+        **table,
+        "total": total,
+        "truncated": total > len(rows),
+        "with_tags": with_tags,
+    }
+
+
+def _tag_keys(conn: Connection, experiments: list[int]) -> list[str]:
+    import sqlalchemy as sa
+
+    from loopline.store.metadata.schema import runs, tags
+
+    query = (
+        sa.select(tags.c.key)
+        .distinct()
+        .join(runs, runs.c.id == tags.c.run_id)
+        .where(runs.c.experiment_id.in_(experiments))
+        .order_by(tags.c.key)
     )
-    return {**_runs_table(found), "truncated": token is not None}
+    return list(conn.execute(query).scalars())
+
+
+def _runs_table(
+    rows: Sequence[Any], metric_values: Values, param_values: Values, tag_values: Values
+) -> dict[str, Any]:
+    """Runs as rows of positional values under shared column names (a fraction of the bytes).
+
+    ``rows`` are search rows: id, experiment, name, status, start, end, user, ..., parent.
+    """
+    ids = [row[0] for row in rows]
+    empty: dict[str, Any] = {}
+    metric_keys = sorted({k for i in ids for k in metric_values.get(i, empty)})
+    param_keys = sorted({k for i in ids for k in param_values.get(i, empty)})
+    tag_keys = sorted({k for i in ids for k in tag_values.get(i, empty)})
+    out = []
+    for row in rows:
+        run_id = row[0]
+        m = metric_values.get(run_id, empty)
+        p = param_values.get(run_id, empty)
+        t = tag_values.get(run_id, empty)
+        out.append(
+            [
+                run_id,
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                str(row[1]),
+                row[8],
+                [p.get(k) for k in param_keys],
+                [_finite(m.get(k)) for k in metric_keys],
+                [t.get(k) for k in tag_keys],
+            ]
+        )
+    return {
+        "fields": list(RUN_FIELDS),
+        "params": param_keys,
+        "metrics": metric_keys,
+        "tags": tag_keys,
+        "rows": out,
+    }
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 @router.get("/runs", summary="Every run matching a search, as a compact table")
@@ -252,11 +376,15 @@ async def runs_table(
     filter: str | None = None,
     order_by: Annotated[list[str] | None, Query()] = None,
     view: Literal["active", "deleted", "all"] = "active",
+    tags: Annotated[bool, Query(description="tag values too (else only their keys)")] = False,
+    limit: Annotated[int, Query(ge=1, le=MAX_RUNS, description="a first page")] = MAX_RUNS,
 ) -> Response:
     ids = _split(experiment_ids)
     if not ids:
         raise InvalidArgumentError("name at least one experiment", hint="?experiment_ids=1,2")
-    answer = await run_in_threadpool(_search_all, svc, ids, filter, order_by or [], view)
+    answer = await run_in_threadpool(
+        _search_all, svc, ids, filter, order_by or [], view, tags, limit
+    )
     return json_response(answer)
 
 
