@@ -99,6 +99,7 @@ def build_app() -> "typer.Typer":
     app.add_typer(collab.tokens_app, name="tokens")
     app.add_typer(collab.projects_app, name="projects")
     app.add_typer(collab.audit_app, name="audit")
+    app.command("init")(ci.init)
     app.command("gc")(gc.gc)
     app.command("server")(server.server)
     app.command("scheduler")(pipeline.scheduler)
