@@ -1,9 +1,11 @@
 """``loopline data``: version files and folders, compare, check out, tag, verify.
 
-Importing this module imports typer only. ``add`` and ``status`` on an unchanged
-tree import neither rich nor SQLAlchemy: they answer in one line of plain text.
+Importing this module imports typer only. The plain forms of ``add`` and ``status``
+do not even come here: :func:`loopline.cli.main.main` runs them through
+:mod:`loopline.data._cli` without typer, and the commands below call the same code.
 Long work shows progress bars (files and bytes) on a terminal; Ctrl-C stops it
-with nothing recorded (exit code 130).
+with nothing recorded (exit code 130). Every command works the same against a
+``loopline server``.
 """
 
 import contextlib
@@ -33,8 +35,7 @@ from loopline.data._cli import (
 
 if TYPE_CHECKING:
     from loopline.config import Settings
-    from loopline.data.entities import Change, TableChange, TransferResult
-    from loopline.data.progress import Progress
+    from loopline.data.entities import TableChange, TransferResult
     from loopline.data.service import DataService
 
 __all__ = ["app"]
@@ -74,10 +75,6 @@ def _service(ctx_or_settings: "typer.Context | Settings") -> Iterator["DataServi
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
-def _progress(label: str) -> "Progress | None":
-    return progress_bar(label)
-
-
 def _short(digest: str, n: int = 12) -> str:
     return digest.split(":", 1)[-1][:n]
 
@@ -102,10 +99,6 @@ def _esc(text: str) -> str:
     from loopline.cli._output import esc
 
     return esc(text)
-
-
-def _plural(count: int, word: str, many: str | None = None) -> str:
-    return plural(count, word, many)
 
 
 # -- add, status -------------------------------------------------------------------------------
@@ -170,14 +163,6 @@ def _run_status(
         return run_status(settings, name, path, exit_code, as_json)
     except Interrupted:
         raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _change_summary(changes: "list[Change]") -> str:
-    return change_summary(changes)
-
-
-def _changes_table(changes: "list[Change]", limit: int = 200) -> Any:
-    return changes_table(changes, limit)
 
 
 # -- listings --------------------------------------------------------------------------------
@@ -308,7 +293,7 @@ def ls(
             format_bytes(e.size),
             e.digest[:12],
         )
-    table.caption = f"{_plural(len(entries), 'file')}, {format_bytes(sum(e.size for e in entries))}"
+    table.caption = f"{plural(len(entries), 'file')}, {format_bytes(sum(e.size for e in entries))}"
     _print(table)
 
 
@@ -328,11 +313,11 @@ def diff(
         print_json(result.to_dict())
         return
     _echo(
-        f"{result.a} -> {result.b}: {_change_summary(result.changes)} "
-        f"({_plural(result.unchanged, 'file')} unchanged)"
+        f"{result.a} -> {result.b}: {change_summary(result.changes)} "
+        f"({plural(result.unchanged, 'file')} unchanged)"
     )
     if result.changes:
-        _print(_changes_table(result.changes))
+        _print(changes_table(result.changes))
     if result.tables:
         _print(_tables_table(result.tables))
 
@@ -371,7 +356,7 @@ def checkout(
 
     with _service(ctx) as service:
         result = run_checkout(
-            service, ref, dest, link=link, force=force, progress=_progress("Checking out")
+            service, ref, dest, link=link, force=force, progress=progress_bar("Checking out")
         )
     if as_json:
         print_json(result.to_dict())
@@ -379,7 +364,7 @@ def checkout(
     how = ", ".join(f"{n:,} {m}" for m, n in sorted(result.methods.items())) or "nothing to write"
     extra = f", {result.removed:,} removed" if result.removed else ""
     _echo(
-        f"{result.ref} -> {result.dest}: {_plural(result.files, 'file')}, "
+        f"{result.ref} -> {result.dest}: {plural(result.files, 'file')}, "
         f"{format_bytes(result.bytes)} ({how}{extra})"
     )
 
@@ -400,7 +385,7 @@ def _transfer_summary(result: "TransferResult") -> str:
     arrow = "->" if result.direction == "push" else "<-"
     recorded = "" if result.recorded else " (version already there)"
     return (
-        f"{result.ref} {arrow} {result.remote}: {_plural(result.moved, 'object')} moved "
+        f"{result.ref} {arrow} {result.remote}: {plural(result.moved, 'object')} moved "
         f"({format_bytes(result.bytes_moved)}), {result.skipped:,} already there{recorded}"
     )
 
@@ -413,7 +398,7 @@ def push(
     from loopline.data.transfer import push as run_push
 
     with _service(ctx) as service:
-        result = run_push(service, ref, remote, progress=_progress("Pushing"))
+        result = run_push(service, ref, remote, progress=progress_bar("Pushing"))
     if as_json:
         print_json(result.to_dict())
         return
@@ -428,7 +413,7 @@ def pull(
     from loopline.data.transfer import pull as run_pull
 
     with _service(ctx) as service:
-        result = run_pull(service, ref, remote, progress=_progress("Pulling"))
+        result = run_pull(service, ref, remote, progress=progress_bar("Pulling"))
     if as_json:
         print_json(result.to_dict())
         return
@@ -554,9 +539,9 @@ def gc(
         return
     verb = "would delete" if dry_run else "deleted"
     _echo(
-        f"{verb} {_plural(result.blobs_deleted, 'blob')} ({format_bytes(result.bytes_freed)}) "
-        f"and {_plural(result.cache_dirs_removed, 'cached copy', 'cached copies')}; "
-        f"{_plural(result.blobs_scanned, 'blob')} scanned, {result.blobs_referenced:,} referenced, "
+        f"{verb} {plural(result.blobs_deleted, 'blob')} ({format_bytes(result.bytes_freed)}) "
+        f"and {plural(result.cache_dirs_removed, 'cached copy', 'cached copies')}; "
+        f"{plural(result.blobs_scanned, 'blob')} scanned, {result.blobs_referenced:,} referenced, "
         f"{result.blobs_young:,} younger than {grace} kept"
     )
 
@@ -573,12 +558,12 @@ def verify(
     from loopline.data.verify import verify as run_verify
 
     with _service(ctx) as service:
-        report = run_verify(service, ref, progress=_progress("Verifying"))
+        report = run_verify(service, ref, progress=progress_bar("Verifying"))
     if as_json:
         print_json(report.to_dict())
     else:
         _echo(
-            f"{_plural(report.blobs_checked, 'blob')} rehashed ({format_bytes(report.bytes_checked)}): "
+            f"{plural(report.blobs_checked, 'blob')} rehashed ({format_bytes(report.bytes_checked)}): "
             f"{len(report.corrupt):,} corrupt, {len(report.missing):,} missing"
         )
         for digest, where in report.corrupt:
