@@ -77,23 +77,29 @@ class WindowReader:
     ) -> Iterator[pd.DataFrame]:
         import pyarrow as pa
         import pyarrow.compute as pc
-        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
 
-        files = self._files(start, end)
-        if not files:
-            return
-        schema = pa.unify_schemas([ds.dataset(str(f), format="parquet").schema for f in files])
-        data = ds.dataset([str(f) for f in files], format="parquet", schema=schema)
-        flt = None
         ts = pa.timestamp("us", "UTC")
-        if start is not None:
-            flt = pc.field("timestamp") >= pa.scalar(start.astimezone(UTC), ts)
-        if end is not None:
-            upper = pc.field("timestamp") < pa.scalar(end.astimezone(UTC), ts)
-            flt = upper if flt is None else flt & upper
-        for batch in data.to_batches(filter=flt, batch_size=BATCH_ROWS):
-            if batch.num_rows:
-                yield self._rename(batch, keep)
+        low = pa.scalar(start.astimezone(UTC), ts) if start is not None else None
+        high = pa.scalar(end.astimezone(UTC), ts) if end is not None else None
+        # File by file, batch by batch (no read-ahead): peak memory stays a few batches
+        # whatever the window's length; files with other columns are read as they are.
+        for path in self._files(start, end):
+            handle = pq.ParquetFile(path)
+            names = handle.schema_arrow.names
+            wanted = [n for n in names if self._wanted(n, keep) or n == "timestamp"]
+            for batch in handle.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+                stamps = batch.column("timestamp").cast(ts)
+                mask = None
+                if low is not None:
+                    mask = pc.greater_equal(stamps, low)
+                if high is not None:
+                    upper = pc.less(stamps, high)
+                    mask = upper if mask is None else pc.and_(mask, upper)
+                part = batch if mask is None else batch.filter(mask)
+                if part.num_rows:
+                    yield self._rename(part, keep)
+            handle.close()
 
     def _latest(self, rows: int, keep: tuple[str, ...]) -> Iterator[pd.DataFrame]:
         import pyarrow as pa
@@ -116,6 +122,9 @@ class WindowReader:
                 part = pa.Table.from_batches([batch]).slice(skip)
                 skip = 0
                 yield self._rename(part, keep)
+
+    def _wanted(self, name: str, keep: tuple[str, ...]) -> bool:
+        return name.startswith((predlog.INPUT_PREFIX, predlog.OUTPUT_PREFIX)) or name in keep
 
     def _rename(self, batch: pa.RecordBatch | pa.Table, keep: tuple[str, ...]) -> pd.DataFrame:
         import pyarrow.compute as pc
