@@ -15,7 +15,9 @@ round (so the next one reuses page cache rather than touching fresh memory,
 which costs a virtual machine dearly); those of the 20,000 files only when the
 item ends: on an ext4 without a journal, creating files right after deleting many
 is slow for about 30 s (the allocator skips recently deleted inodes), which would
-tax whichever round follows a deletion. Neither side fsyncs by default; loopline's
+tax whichever round follows a deletion. The sub-second commands (re-add and status
+with nothing changed) run ``quick_repeats`` times per round, since a shared
+machine's noise is largest relative to them. Neither side fsyncs by default; loopline's
 ``LOOPLINE_FSYNC=1`` is measured separately, for the 1 GiB file.
 
 Run one side: ``python benchmarks/data.py --side dvc --json``; both sides and the
@@ -63,8 +65,9 @@ SIZES = {
     "small_files": 20_000,
     "changed_files": 10,
     "repeats": 3,
+    "quick_repeats": 3,
 }
-QUICK_FLOORS = {"changed_files": 10, "repeats": 2, "big_mib": 64}
+QUICK_FLOORS = {"changed_files": 10, "repeats": 2, "big_mib": 64, "quick_repeats": 1}
 COMMAND_TIMEOUT = 600.0
 
 ROWS = [
@@ -271,8 +274,9 @@ def loopline_small(sizes: dict[str, int], progress: Progress) -> Results:
             env = _loopline_env(home)
             warm(tree)
             adds.append(timed([*cli, "add", str(tree), "-n", "records"], cwd=base, env=env))
-            readds.append(timed([*cli, "add", str(tree), "-n", "records"], cwd=base, env=env))
-            statuses.append(timed([*cli, "status", "records"], cwd=base, env=env))
+            for _ in range(sizes["quick_repeats"]):
+                readds.append(timed([*cli, "add", str(tree), "-n", "records"], cwd=base, env=env))
+                statuses.append(timed([*cli, "status", "records"], cwd=base, env=env))
             change_files(paths, sizes["changed_files"], i)
             changes.append(timed([*cli, "add", str(tree), "-n", "records"], cwd=base, env=env))
             progress(
@@ -359,8 +363,9 @@ def dvc_small(sizes: dict[str, int], progress: Progress) -> Results:
             age_tree(repo / "records")
             warm(repo / "records")
             adds.append(timed([*_dvc(), "add", "-q", "records"], cwd=repo))
-            readds.append(timed([*_dvc(), "add", "-q", "records"], cwd=repo))
-            statuses.append(timed([*_dvc(), "status", "-q"], cwd=repo))
+            for _ in range(sizes["quick_repeats"]):
+                readds.append(timed([*_dvc(), "add", "-q", "records"], cwd=repo))
+                statuses.append(timed([*_dvc(), "status", "-q"], cwd=repo))
             change_files(paths, sizes["changed_files"], i)
             changes.append(timed([*_dvc(), "add", "-q", "records"], cwd=repo))
             progress(

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TINY = {"big_mib": 3, "small_files": 60, "changed_files": 2, "repeats": 1}
+TINY = {"big_mib": 3, "small_files": 60, "changed_files": 2, "repeats": 1, "quick_repeats": 1}
 
 
 @pytest.fixture(scope="module")
