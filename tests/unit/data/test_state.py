@@ -85,6 +85,26 @@ def test_a_removed_then_recreated_file_is_not_known(tree: Path, tmp_path: Path) 
     assert "a.txt" not in StateCache(tmp_path / "s.db").lookup(scan(tree)).known
 
 
+def test_stored_digests_belong_to_the_last_listing_recorded(tree: Path, tmp_path: Path) -> None:
+    """A file moved out and back (same inode, mtime, size) is not known from a stale entry.
+
+    ``add`` trusts every known digest to be in the manifest the cache last recorded
+    (``stored_manifest``); an entry of an older listing would break that promise.
+    """
+    state = StateCache(tmp_path / "s.db")
+    state.record(scan(tree), _digests(tree), M, started_ns=LATER)
+    (tree / "a.txt").rename(tmp_path / "a.txt")
+    snap = scan(tree)
+    looked = state.lookup(snap)
+    second = "blake3:" + "2" * 64
+    state.record(snap, looked.known, second, started_ns=LATER)
+    (tmp_path / "a.txt").rename(tree / "a.txt")
+    again = StateCache(tmp_path / "s.db").lookup(scan(tree))
+    assert "a.txt" not in again.known
+    assert again.stored_manifest == second
+    assert set(again.known) == {"run.sh", "sub/b.txt", "sub/deeper/c.bin"}
+
+
 def test_a_corrupt_cache_is_rebuilt(tmp_path: Path, tree: Path) -> None:
     path = tmp_path / "s.db"
     path.write_bytes(b"this is not a sqlite database" * 100)
