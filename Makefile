@@ -1,5 +1,5 @@
 # loopline's developer entry points. From a fresh clone, with only python3 (3.11+) and pip:
-#   make demo   create .venv, install, train and track real models, print the comparison
+#   make demo   create .venv, install, run the closed loop (train, gate, serve, drift, retrain, promote)
 #   make test   install the test extras, lint, type-check, run the test suite
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -28,8 +28,9 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Stamps: reinstall when pyproject.toml changes, not on every run.
+# river: the loop's real data (its bundled Statlog Shuttle file).
 $(VENV)/.demo-installed: pyproject.toml | $(PY)
-	$(PIP) install --quiet -e '.[sklearn]' matplotlib
+	$(PIP) install --quiet -e '.[sklearn]' matplotlib river
 	@touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(PY)
@@ -52,8 +53,8 @@ ui: $(UI_INDEX) ## Build the web UI's assets when missing; install Chromium (bro
 			apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
 		else echo "note: install Chromium (Debian: apt-get install chromium) to run the browser tests"; fi; }
 
-demo: ui $(VENV)/.demo-installed ## Train and track several models, print the comparison
-	LOOPLINE_HOME="$(LOOPLINE_HOME)" $(PY) -m loopline.demo
+demo: ui $(VENV)/.demo-installed ## The closed loop: train, gate, serve, drift, alert, retrain, canary, promote
+	LOOPLINE_HOME="$(LOOPLINE_HOME)" $(PY) -m loopline.demo.loop
 
 test: ui $(VENV)/.test-installed ## Lint, type-check and run the tests (not the slow ones)
 	$(BIN)/ruff check src tests

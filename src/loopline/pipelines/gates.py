@@ -309,7 +309,8 @@ def check_model(
     if champion_score is not None:
         outcome["champion_score"] = champion_score
     if register_as:
-        outcome.update(_register(model, register_as, promote_to, scores, version.ref))
+        example = frame.drop(columns=[target]).head(5)
+        outcome.update(_register(model, register_as, promote_to, scores, version.ref, example))
     return outcome
 
 
@@ -325,14 +326,21 @@ def _champion_score(uri: str, frame: Any, target: str, metric: str) -> float | N
 
 
 def _register(
-    model: Any, name: str, alias: str | None, scores: dict[str, float], dataset: str
+    model: Any,
+    name: str,
+    alias: str | None,
+    scores: dict[str, float],
+    dataset: str,
+    example: Any = None,
 ) -> dict[str, Any]:
     import loopline
     import loopline.registry
 
     for key, value in scores.items():
         loopline.log_metric(f"gate.{key}", value)
-    info = loopline.log_model(getattr(model, "raw", model), "model")
+    # The example gives the version a signature with column names, so servers check
+    # inputs and log them under their names.
+    info = loopline.log_model(getattr(model, "raw", model), "model", input_example=example)
     run_id = info.run_id
     version = loopline.registry.register_model(
         f"runs:/{run_id}/model", name, tags={"loopline.gate.dataset": dataset}
