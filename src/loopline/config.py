@@ -43,6 +43,16 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _optional_bool(value: str | None) -> bool | None:
+    """``1/true/yes/on`` or ``0/false/no/off``; None when unset or empty.
+
+    >>> [_optional_bool(v) for v in ("yes", "0", "", None)]
+    [True, False, None, None]
+    """
+    text = (value or "").strip().lower()
+    return None if not text else _truthy(text)
+
+
 def _default_user(env: Mapping[str, str]) -> str:
     if env.get("LOOPLINE_USER"):
         return env["LOOPLINE_USER"]
@@ -72,6 +82,8 @@ class Settings:
     """Seconds between background writes of buffered metrics."""
     predictions_dir: Path | None = None
     """Where inference servers log predictions and feedback; defaults to ``<home>/predictions``."""
+    auth: bool | None = None
+    """``loopline server`` enforces users and tokens (``LOOPLINE_AUTH``); None: only off loopback."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -88,6 +100,7 @@ class Settings:
             predictions_dir=Path(env["LOOPLINE_PREDICTIONS_DIR"])
             if env.get("LOOPLINE_PREDICTIONS_DIR")
             else None,
+            auth=_optional_bool(env.get("LOOPLINE_AUTH")),
         )
 
     @property

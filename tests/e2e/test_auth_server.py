@@ -143,3 +143,29 @@ def test_the_cli_turns_auth_on_for_non_loopback_binds_unless_told_otherwise() ->
         check=False,
     )
     assert "--no-auth" in result.stdout
+
+
+def test_serve_called_directly_enforces_auth_off_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LOOPLINE_AUTH", raising=False)
+    wide = ServerProcess(tmp_path / "wide", host="0.0.0.0")
+    try:
+        port = wide.url.rsplit(":", 1)[1]
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/experiments").status_code == 401
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+    finally:
+        wide.stop()
+    monkeypatch.setenv("LOOPLINE_AUTH", "0")  # explicitly off: the operator's choice
+    opened = ServerProcess(tmp_path / "opened", host="0.0.0.0")
+    try:
+        port = opened.url.rsplit(":", 1)[1]
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/experiments").status_code == 200
+    finally:
+        opened.stop()
+
+
+def test_settings_read_the_auth_switch() -> None:
+    assert Settings.from_env({"LOOPLINE_HOME": "/tmp/x"}).auth is None
+    assert Settings.from_env({"LOOPLINE_HOME": "/tmp/x", "LOOPLINE_AUTH": "1"}).auth is True
+    assert Settings.from_env({"LOOPLINE_HOME": "/tmp/x", "LOOPLINE_AUTH": "no"}).auth is False

@@ -146,11 +146,11 @@ def test_artifact_paths_cannot_leave_the_run(site: Site) -> None:
             _clean_4xx(listed, 400)
             if bad.startswith("/"):  # inside the proxy's path it is just a doubled slash
                 continue
-            proxied = editor.get(
+            proxy_listing = editor.get(
                 "/api/2.0/mlflow-artifacts/artifacts",
                 params={"path": f"{exp_id}/{run_id}/artifacts/{bad}"},
             )
-            _clean_4xx(proxied, 400)
+            _clean_4xx(proxy_listing, 400)
             listing = editor.get(
                 "/api/2.0/mlflow/artifacts/list", params={"run_id": run_id, "path": bad}
             )

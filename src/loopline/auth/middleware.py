@@ -102,15 +102,15 @@ class AuthConfig:
 def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
     """Put the permission check in front of ``app`` (enforcing when ``enabled``).
 
-    ``enabled=None`` reads ``LOOPLINE_AUTH`` (set by ``loopline server --auth``).
+    ``enabled=None`` reads ``Settings.auth`` (``LOOPLINE_AUTH``, set by ``loopline server
+    --auth``); :func:`loopline.server.run.serve` also turns it on for non-loopback binds.
     """
-    import os
-
     from loopline.auth.collab import CollabStore
     from loopline.auth.store import AuthStore
+    from loopline.config import Settings
 
     if enabled is None:
-        enabled = os.environ.get("LOOPLINE_AUTH", "").strip().lower() in {"1", "true", "yes"}
+        enabled = bool(Settings.from_env().auth)
     db = app.state.service.db
     app.state.auth = AuthConfig(enabled=enabled, db=db, store=AuthStore(db), collab=CollabStore(db))
     app.add_middleware(AuthMiddleware)

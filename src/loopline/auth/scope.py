@@ -79,8 +79,8 @@ def ids_in_path(path: str) -> Ids:
 
 def ids_in_query(query: bytes) -> Ids:
     """
-    >>> ids_in_query(b"run_id=abc&experiment_ids=1&experiment_ids=2&path=3/x/artifacts").experiments
-    {'1', '2', '3'}
+    >>> sorted(ids_in_query(b"run_id=abc&experiment_ids=1&experiment_ids=2&path=3/x/artifacts").experiments)
+    ['1', '2', '3']
     """
     found = Ids()
     for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=False):

@@ -12,6 +12,9 @@ We bind the listening socket ourselves, always, and hand it to ``uvicorn.Server`
   is replaced, SIGTERM/SIGINT stop them all, and each worker asks the kernel for
   SIGTERM should the parent die (``PR_SET_PDEATHSIG``), so none is orphaned.
 * ``port=0`` picks a free port; the line printed at start-up names the real one.
+* ``scheduler=True`` runs the pipelines scheduler in a background thread of one
+  worker (the first); its lease in the store keeps it the only active one even
+  when several servers share a database.
 """
 
 from __future__ import annotations
@@ -67,8 +70,12 @@ def build_app(
 
     service = open_service(settings, migrate=migrate)
     if max_body_bytes is None:
-        return create_app(service)
-    return create_app(service, max_body_bytes=max_body_bytes)
+        app = create_app(service)
+    else:
+        app = create_app(service, max_body_bytes=max_body_bytes)
+    if settings.auth is not None:
+        app.state.auth.enabled = settings.auth
+    return app
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -103,6 +110,7 @@ def serve(
     max_body_bytes: int | None = None,
     access_log: bool = True,
     loop: Literal["auto", "asyncio", "uvloop"] = "auto",
+    scheduler: bool = False,
 ) -> None:
     """Serve the API until SIGTERM or SIGINT (Ctrl+C).
 
@@ -111,6 +119,11 @@ def serve(
     if workers < 1:
         raise InvalidArgumentError(f"workers must be at least 1, got {workers}")
     settings = server_settings(backend_uri, artifacts_uri)
+    if settings.auth is None:
+        from loopline.auth.bind import is_loopback
+
+        # Others can reach anything but loopback: enforce unless LOOPLINE_AUTH says no.
+        settings = settings.with_(auth=not is_loopback(host))
     from loopline.client.factory import open_service
 
     # Migrate once, before any worker exists; workers then open without migrating.
@@ -123,9 +136,11 @@ def serve(
         options = _Options(log_level=log_level, access_log=access_log, loop=loop)
         if workers == 1:
             app = build_app(settings, max_body_bytes=max_body_bytes, migrate=False)
+            if scheduler:
+                _start_scheduler(settings)
             _run_uvicorn(app, sock, options)
         else:
-            _Supervisor(sock, settings, workers, max_body_bytes, options).run()
+            _Supervisor(sock, settings, workers, max_body_bytes, options, scheduler).run()
     finally:
         sock.close()
 
@@ -142,6 +157,13 @@ def _announce(sock: socket.socket, where: dict[str, str], workers: int) -> None:
     )
     if host in ("0.0.0.0", "::"):
         print("  warning: listening on every interface; put authentication in front", flush=True)
+
+
+def _start_scheduler(settings: Settings) -> None:
+    from loopline.pipelines.triggers import start_in_background
+
+    start_in_background(settings)
+    print("  scheduler: firing pipeline triggers (one scheduler holds the lease)", flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +199,10 @@ class _Supervisor:
         workers: int,
         max_body_bytes: int | None,
         options: _Options,
+        scheduler: bool = False,
     ) -> None:
         self.sock = sock
+        self.scheduler = scheduler
         self.settings = settings
         self.workers = workers
         self.max_body_bytes = max_body_bytes
@@ -206,6 +230,8 @@ class _Supervisor:
             try:
                 _become_worker(parent)
                 app = build_app(self.settings, max_body_bytes=self.max_body_bytes, migrate=False)
+                if self.scheduler and index == 0:  # threads must start after the fork
+                    _start_scheduler(self.settings)
                 _run_uvicorn(app, self.sock, self.options)
                 code = 0
             except BaseException:
