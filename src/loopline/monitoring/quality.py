@@ -70,6 +70,13 @@ def quality(
     checks: list[QualityCheck] = []
     for name, ref in reference.columns.items():
         cur = current.columns.get(name)
+        if cur is None and current.rows:
+            # Never sent at all: the served model does not take it (servers refuse
+            # requests that lack an input), so it is noted, not failed.
+            checks.append(
+                QualityCheck("schema", name, 1.0, 0.0, False, f"column {name!r} is not an input")
+            )
+            continue
         if cur is None or (cur.count and cur.missing == cur.count and ref.missing < ref.count):
             checks.append(
                 QualityCheck("schema", name, 1.0, 0.0, True, f"column {name!r} is missing")

@@ -178,7 +178,9 @@ class MonitorService:
         report = drift(ref_side, current, methods=config["methods"],
                        thresholds=config["thresholds"], drift_share=config["drift_share"],
                        prediction=pred if pred in ref_features else None)  # fmt: skip
-        checks = quality(ref_side, current, extra_columns=builder.extra_columns - {pred})
+        # Outputs (probabilities) are the model's, not inputs a client could add.
+        extra = {c for c in builder.extra_columns - {pred} if not c.startswith("out.")}
+        checks = quality(ref_side, current, extra_columns=extra)
         checks.extend(self._freshness(reader, version, config, monitor["window"], now))
         perf = self._performance(monitor, reference, version, labelled, reader, now, config)
         summary = _summary(report, checks, perf, current.rows)

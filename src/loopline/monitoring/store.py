@@ -154,8 +154,11 @@ class MonitorStore:
                     [{**r, "run_id": run_id, "monitor_id": monitor["id"], "created_at": now}
                      for r in results],
                 )  # fmt: skip
-            for alert in alerts:
-                stored.append(self._alert(conn, monitor, run_id, alert, now))
+            # One event per run, for its worst alert: a trigger retrains once per run,
+            # however many checks failed. Every alert is stored and sent to webhooks.
+            ranked = sorted(alerts, key=lambda a: a["severity"] != "critical")
+            for i, alert in enumerate(ranked):
+                stored.append(self._alert(conn, monitor, run_id, alert, now, event=i == 0))
             conn.execute(
                 sa.update(monitors).where(monitors.c.id == monitor["id"]).values(last_run_at=now)
             )
@@ -168,6 +171,8 @@ class MonitorStore:
         run_id: int,
         alert: dict[str, Any],
         now: int,
+        *,
+        event: bool = True,
     ) -> dict[str, Any]:
         row = {
             "monitor_id": monitor["id"],
@@ -186,14 +191,16 @@ class MonitorStore:
         payload = {
             "monitor": monitor["name"],
             "alert_id": alert_id,
+            "run_id": run_id,
             "severity": row["severity"],
             "kind": row["kind"],
             "message": row["message"],
         }
         if row["dataset"]:
             payload["dataset"] = row["dataset"]
-        emit(conn, "monitor.alert", "monitor", monitor["name"], self.user, payload,
-             monitor["project_id"])  # fmt: skip
+        if event:
+            emit(conn, "monitor.alert", "monitor", monitor["name"], self.user, payload,
+                 monitor["project_id"])  # fmt: skip
         return {**row, "id": alert_id, "payload": payload}
 
     def set_delivery(self, alert_id: int, ok: bool, attempts: int, error: str) -> None:
