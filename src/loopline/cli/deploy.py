@@ -9,11 +9,12 @@ import typer
 
 from loopline.cli._context import settings_for
 from loopline.cli._errors import LooplineGroup
+from loopline.cli.serve import Auth  # noqa: TC001 - typer reads the annotations at run time
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from loopline.serving.deployments import Deployment, DeploymentService
+    from loopline.serving.deployments import Deployment, DeploymentApi
 
 __all__ = ["app"]
 
@@ -31,14 +32,15 @@ Model = Annotated[
 
 
 @contextlib.contextmanager
-def _service(ctx: typer.Context) -> Iterator[DeploymentService]:
-    from loopline.serving.deployments import open_deployments
+def _service(ctx: typer.Context) -> Iterator[DeploymentApi]:
+    """The store's deployments, or a server's when the tracking URI is http(s)://."""
+    from loopline.serving.deployments import open_deployment_api
 
-    service = open_deployments(settings_for(ctx))
+    service = open_deployment_api(settings_for(ctx))
     try:
         yield service
     finally:
-        service.db.close()
+        service.close()
 
 
 def _show(deployment: Deployment, as_json: bool, history: list[Any] | None = None) -> None:
@@ -153,6 +155,38 @@ def shadow(
         _show(service.set_shadow(name, None if remove else model), as_json)
 
 
+@app.command("limits")
+def limits(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The deployment.")],
+    max_error_rate: Annotated[
+        float | None, typer.Option("--max-error-rate", help="Canary error share (0 to 1).")
+    ] = None,
+    max_p99_ms: Annotated[
+        float | None, typer.Option("--max-p99-ms", help="Canary p99 latency in ms.")
+    ] = None,
+    window: Annotated[
+        float | None, typer.Option("--window", help="Seconds over which they are measured.")
+    ] = None,
+    min_requests: Annotated[
+        int | None, typer.Option("--min-requests", help="Requests needed before they apply.")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Change the limits whose breach rolls a canary back (the others stay)."""
+    given = {
+        "max_error_rate": max_error_rate,
+        "max_p99_ms": max_p99_ms,
+        "window_seconds": window,
+        "min_requests": min_requests,
+    }
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        raise typer.BadParameter("give at least one of the limit options")
+    with _service(ctx) as service:
+        _show(service.set_limits(name, changes), as_json)
+
+
 @app.command("promote")
 def promote(
     ctx: typer.Context,
@@ -229,9 +263,11 @@ def serve(
         float, typer.Option("--poll-interval", min=0.05, help="Seconds between event-log polls.")
     ] = 0.5,
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
+    auth: Auth = None,
 ) -> None:
     """Run the deployment's endpoint (routing, shadowing, automatic rollback)."""
     from loopline.config import reset_settings
+    from loopline.serving.auth import decide_auth
     from loopline.serving.server import ServeOptions, build_deployment_app, run
 
     settings = settings_for(ctx)
@@ -244,5 +280,6 @@ def serve(
         max_latency_ms=max_latency_ms,
         log_predictions=not no_log,
         poll_interval=poll_interval,
+        auth=decide_auth(host, auth, settings.auth),
     )
     run(lambda: build_deployment_app(name, settings, options), options, f"deployment {name}")

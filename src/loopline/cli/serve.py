@@ -9,10 +9,18 @@ import typer
 
 from loopline.cli._context import settings_for
 
-__all__ = ["log_options", "predict", "serve"]
+__all__ = ["Auth", "log_options", "predict", "serve"]
 
 Trusted = Annotated[
     bool, typer.Option("--trusted", help="Allow pickled models (only from trusted sources).")
+]
+Auth = Annotated[
+    bool | None,
+    typer.Option(
+        "--auth/--no-auth",
+        help="Inference needs a bearer token (`loopline tokens create`); health, readiness "
+        "and /metrics stay open. Default: on unless the server binds to loopback.",
+    ),
 ]
 _PORT = typer.Option("--port", "-p", min=0, max=65535, help="Port (0 picks a free one).")
 
@@ -76,9 +84,11 @@ def serve(
         int, typer.Option("--retention-days", min=0, help="Days of logs kept (0: forever).")
     ] = 30,
     trusted: Trusted = False,
+    auth: Auth = None,
 ) -> None:
     """Serve models over the Open Inference Protocol (V2) and MLflow's /invocations."""
     from loopline.config import reset_settings
+    from loopline.serving.auth import decide_auth
     from loopline.serving.server import ServeOptions, build_model_app, run
 
     settings = settings_for(ctx)
@@ -93,6 +103,7 @@ def serve(
         log_predictions=not no_log,
         log_settings=log_options(no_log, sample_rate, exclude or [], hashed or [], retention_days),  # type: ignore[arg-type]
         trusted=trusted,
+        auth=decide_auth(host, auth, settings.auth),
     )
     specs: list[tuple[str, str | None]] = [(model_uri, name)]
     for extra in model or []:

@@ -471,4 +471,5 @@ async def _error(send: Send, exc: _HttpError, rid: str) -> None:
     doc: dict[str, Any] = {"error_code": exc.code, "message": exc.message, "error": exc.message}
     if exc.hint:
         doc["hint"] = exc.hint
-    await _json(send, exc.status, doc, rid)
+    extra = [(b"www-authenticate", b"Bearer")] if exc.status == 401 else None
+    await _raw(send, exc.status, orjson.dumps(doc), _JSON, rid, extra)

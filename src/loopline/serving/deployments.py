@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -39,7 +39,15 @@ if TYPE_CHECKING:
     from loopline.registry.service import RegistryService
     from loopline.store.metadata import Database
 
-__all__ = ["Deployment", "DeploymentChange", "DeploymentService", "open_deployments"]
+__all__ = [
+    "Deployment",
+    "DeploymentApi",
+    "DeploymentChange",
+    "DeploymentService",
+    "check_deployment_name",
+    "open_deployment_api",
+    "open_deployments",
+]
 
 _NAME_HINT = "use letters, digits, '.', '_' and '-' (at most 128 characters, not all digits)"
 
@@ -95,6 +103,25 @@ class Deployment:
             "updated_at": self.updated_at,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Deployment:
+        """The inverse of :meth:`to_dict` (what the REST API answers)."""
+        return cls(
+            name=data["name"],
+            model=data["model"],
+            alias=data.get("alias"),
+            version=data.get("version"),
+            canary=data.get("canary"),
+            shadow=data.get("shadow"),
+            limits=data.get("limits") or {},
+            logging=data.get("logging") or {},
+            revision=int(data.get("revision", 1)),
+            created_at=int(data.get("created_at", 0)),
+            created_by=data.get("created_by", ""),
+            updated_at=int(data.get("updated_at", 0)),
+            current_version=data.get("current_version"),
+        )
+
 
 @dataclass(slots=True)
 class DeploymentChange:
@@ -116,6 +143,39 @@ class DeploymentChange:
             "state": self.state,
             "created_at": self.created_at,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeploymentChange:
+        return cls(
+            int(data["revision"]),
+            data["action"],
+            data.get("actor", ""),
+            data.get("reason", ""),
+            data.get("state") or {},
+            int(data.get("created_at", 0)),
+        )
+
+
+class DeploymentApi(Protocol):
+    """What the CLI asks of deployments: the store itself or a server (``serving.http``)."""
+
+    def get(self, name: str) -> Deployment: ...
+    def list(self) -> builtins.list[Deployment]: ...
+    def history(self, name: str) -> builtins.list[DeploymentChange]: ...
+    def create(
+        self,
+        name: str,
+        model_uri: str,
+        *,
+        limits: dict[str, Any] | None = None,
+        logging: dict[str, Any] | None = None,
+    ) -> Deployment: ...
+    def set_canary(self, name: str, model_uri: str, percent: float) -> Deployment: ...
+    def set_shadow(self, name: str, model_uri: str | None) -> Deployment: ...
+    def set_limits(self, name: str, limits: dict[str, Any]) -> Deployment: ...
+    def promote(self, name: str) -> Deployment: ...
+    def rollback(self, name: str, *, reason: str = "") -> Deployment: ...
+    def close(self) -> None: ...
 
 
 def check_deployment_name(name: str) -> str:
@@ -149,6 +209,9 @@ class DeploymentService:
         self.registry = registry
         self.actor = actor
         self.project = project
+
+    def close(self) -> None:
+        self.db.close()
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, name: str) -> Deployment:
@@ -203,6 +266,7 @@ class DeploymentService:
     ) -> Deployment:
         """A new deployment of ``models:/NAME@ALIAS`` (followed) or ``models:/NAME/VERSION``."""
         check_deployment_name(name)
+        _check_limits(limits or {})
         model, alias, version = self._target(model_uri)
         state = Deployment(
             name,
@@ -267,7 +331,14 @@ class DeploymentService:
         )
 
     def set_limits(self, name: str, limits: dict[str, Any]) -> Deployment:
-        return self._change(name, "limits_changed", lambda d: _with(d, limits=limits))
+        """Change some of the limits that roll a canary back; the others stay."""
+        _check_limits(limits)
+        return self._change(
+            name,
+            "limits_changed",
+            lambda d: _with(d, limits={**d.limits, **limits}),
+            reason=", ".join(f"{k}={v:g}" for k, v in sorted(limits.items())),
+        )
 
     def promote(self, name: str) -> Deployment:
         """The canary's version becomes the deployment's: the followed alias moves to it."""
@@ -431,6 +502,27 @@ class DeploymentService:
         return version.name, version.version
 
 
+_LIMITS = {"max_error_rate": (0.0, 1.0), "max_p99_ms": (0.0, None)}
+_LIMITS |= {"window_seconds": (0.0, None), "min_requests": (0.0, None)}
+
+
+def _check_limits(limits: dict[str, Any]) -> None:
+    for key, value in limits.items():
+        if key not in _LIMITS:
+            raise InvalidArgumentError(
+                f"unknown limit {key!r}", hint=f"limits are {', '.join(sorted(_LIMITS))}"
+            )
+        low, high = _LIMITS[key]
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or value < low
+            or (high is not None and value > high)
+        ):
+            wanted = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
+            raise InvalidArgumentError(f"limit {key} must be a number {wanted}, got {value!r}")
+
+
 def _with(deployment: Deployment, **changes: Any) -> Deployment:
     for key, value in changes.items():
         setattr(deployment, key, value)
@@ -438,21 +530,33 @@ def _with(deployment: Deployment, **changes: Any) -> Deployment:
 
 
 def _from_row(row: Any) -> Deployment:
-    state = orjson.loads(row.state)
-    return Deployment(
-        name=row.name,
-        model=state["model"],
-        alias=state.get("alias"),
-        version=state.get("version"),
-        canary=state.get("canary"),
-        shadow=state.get("shadow"),
-        limits=state.get("limits") or {},
-        logging=state.get("logging") or {},
-        revision=row.revision,
-        created_at=row.created_at,
-        created_by=row.created_by,
-        updated_at=row.updated_at,
+    return Deployment.from_dict(
+        {
+            **orjson.loads(row.state),
+            "name": row.name,
+            "revision": row.revision,
+            "created_at": row.created_at,
+            "created_by": row.created_by,
+            "updated_at": row.updated_at,
+        }
     )
+
+
+def open_deployment_api(settings: Any = None) -> DeploymentApi:
+    """Deployments through the server an ``http(s)://`` tracking URI names, else the store."""
+    from loopline.config import get_settings
+
+    settings = settings or get_settings()
+    if settings.remote:
+        from loopline.serving.http import DeploymentHttpClient
+
+        return DeploymentHttpClient(
+            settings.tracking_uri,
+            token=settings.token,
+            user=settings.user,
+            project=settings.project,
+        )
+    return open_deployments(settings)
 
 
 def open_deployments(settings: Any = None) -> DeploymentService:
@@ -464,7 +568,7 @@ def open_deployments(settings: Any = None) -> DeploymentService:
     settings = settings or get_settings()
     if settings.remote:
         raise InvalidArgumentError(
-            "deployments are managed on the store itself, not through a tracking server yet",
+            "a deployment's endpoint runs on the store itself, not through a tracking server",
             hint="point LOOPLINE_TRACKING_URI (or --tracking-uri) at the server's database URL",
         )
     tracking = open_service(settings)

@@ -1,11 +1,20 @@
 """Prediction and feedback logging, off the request path, in :mod:`loopline.predlog`'s layout.
 
-A request only appends its batch slice to an in-memory list. A background thread
-writes what accumulated every ``flush_interval`` seconds as one Parquet file per
-partition: written under a temporary name in the partition folder, then renamed,
-so a reader never sees half a file. A process killed with SIGKILL loses at most
-the rows of the last interval; a temporary file it leaves behind is removed by the
-next logger of the same source once it is old enough not to be another worker's.
+A request only appends one tuple to a list. Every ``flush_interval`` seconds a
+background thread turns what accumulated into Arrow columns (whole-column NumPy and
+Arrow work, no per-row Python) and hands the table, as Arrow IPC bytes over a pipe,
+to a writer process (:mod:`loopline.serving._logwriter`), which hashes the columns
+to hash, encodes Parquet and renames each file into its partition. Parquet encoding
+holds the GIL for long stretches; in the serving process that showed up as the
+p99 latency of every request in flight, so it runs elsewhere. When the writer
+cannot start or dies, the thread writes the files itself.
+
+A file is written under a temporary name in the partition folder, then renamed, so
+a reader never sees half a file. A server killed with SIGKILL loses at most the
+rows of the last interval: the writer sees the pipe close, writes every complete
+table it received and exits; a half-sent table is dropped. A temporary file left
+by a killed writer is removed by the next logger of the same source once it is old
+enough not to be another worker's.
 
 Sampling keeps a request with probability ``sample_rate``; ``exclude`` drops input
 columns; ``hash_columns`` replaces their values with blake3 hex digests; files of
@@ -15,20 +24,21 @@ days older than ``retention_days`` are deleted.
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import shutil
+import subprocess
+import sys
 import threading
 import time
-import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from loopline import predlog
+from loopline.serving._logwriter import TMP_PREFIX as _TMP_PREFIX
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -37,9 +47,53 @@ if TYPE_CHECKING:
 
 __all__ = ["LogSettings", "PredictionLogger"]
 
-_TMP_PREFIX = ".tmp-"
 _STALE_TMP_SECONDS = 3600.0
 _RETENTION_CHECK_SECONDS = 3600.0
+_DAY_US = 86_400 * 1_000_000
+
+
+class _WriterPipe:
+    """The writer process of one logger and the pipe to it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    @classmethod
+    def start(cls, root: Path, source: str, hash_columns: tuple[str, ...]) -> _WriterPipe | None:
+        import orjson
+
+        argv = [sys.executable, "-m", "loopline.serving._logwriter"]
+        argv.append(orjson.dumps([str(root), source, list(hash_columns)]).decode())
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, close_fds=True)
+        except OSError:
+            return None
+        return cls(proc)
+
+    def send(self, table: Any, kind: predlog.Kind, when: datetime) -> bool:
+        """Hand ``table`` over; False when the writer is gone."""
+        from loopline.serving._logwriter import frame
+
+        stdin = self.proc.stdin
+        if stdin is None or self.proc.poll() is not None:
+            return False
+        try:
+            stdin.write(frame(table, kind, when))
+            stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return False
+        return True
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Close the pipe and wait for the writer to write what it received."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,17 +127,12 @@ class LogSettings:
         )
 
 
-@dataclass(slots=True)
-class _Chunk:
-    request_ids: list[str]
-    rows: list[int]
-    timestamp_us: int
-    model: ServedModel
-    variant: str
-    latency_ms: float
-    data: Any
-    prediction: Prediction
-    day: str = field(default="")
+# One logged request (or a few): request ids, rows of each, total rows, time (us),
+# model, variant, latency (ms), input, outputs, class probabilities. A tuple: the
+# request side builds one per request, and ``zip(*chunks)`` transposes them in C.
+_Chunk = tuple[
+    list[str], list[int], int, int, "ServedModel", str, float, Any, "np.ndarray[Any, Any]", Any
+]
 
 
 class PredictionLogger:
@@ -101,6 +150,7 @@ class PredictionLogger:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_retention = 0.0
+        self._pipe: _WriterPipe | None = None
         self.errors = 0
 
     # -- the request side ----------------------------------------------------------------
@@ -119,10 +169,21 @@ class PredictionLogger:
         prediction: Prediction,
     ) -> None:
         """Queue one request's (or a few requests') rows; never blocks on I/O."""
-        chunk = _Chunk(
-            request_ids, rows, time.time_ns() // 1000, model, variant, latency_ms, data, prediction
+        total = rows[0] if len(rows) == 1 else sum(rows)
+        self._chunks.append(  # list.append is atomic under the GIL
+            (
+                request_ids,
+                rows,
+                total,
+                time.time_ns() // 1000,
+                model,
+                variant,
+                latency_ms,
+                data,
+                prediction.outputs,
+                prediction.proba,
+            )
         )
-        self._chunks.append(chunk)  # list.append is atomic under the GIL
 
     def feedback(self, items: list[tuple[str, Any]]) -> None:
         now = time.time_ns() // 1000
@@ -134,6 +195,7 @@ class PredictionLogger:
         if self._thread is not None:
             return
         self._remove_stale_temp_files()
+        self._pipe = _WriterPipe.start(self.root, self.source, self.settings.hash_columns)
         self._thread = threading.Thread(
             target=self._loop, name=f"loopline-predlog-{self.source}", daemon=True
         )
@@ -147,6 +209,9 @@ class PredictionLogger:
             self._thread.join(timeout=30)
             self._thread = None
         self.flush()
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -171,65 +236,80 @@ class PredictionLogger:
         return written
 
     def _write_predictions(self, chunks: list[_Chunk]) -> int:
-        groups: dict[tuple[str, tuple[str, ...], bool], list[_Chunk]] = defaultdict(list)
-        for chunk in chunks:
-            day = datetime.fromtimestamp(chunk.timestamp_us / 1e6, UTC).strftime("%Y-%m-%d")
-            width = _width(chunk.data)
-            names = tuple(chunk.model.feature_names(width))
-            groups[(day, names, chunk.prediction.proba is not None)].append(chunk)
+        fields = list(zip(*chunks, strict=True))
+        models, probas = fields[4], fields[9]
+        first = models[0]
+        if all(m is first for m in models):
+            groups = {(first, probas[0] is not None): fields}
+        else:  # several models (canary, shadow, a swap): one table per model
+            index: dict[tuple[Any, bool], list[int]] = defaultdict(list)
+            for i, (model, proba) in enumerate(zip(models, probas, strict=True)):
+                index[(model, proba is not None)].append(i)
+            groups = {
+                key: [tuple(f[i] for i in rows) for f in fields] for key, rows in index.items()
+            }
         total = 0
-        for (_day, names, _proba), group in groups.items():
-            table = self._predictions_table(group, list(names))
-            when = datetime.fromtimestamp(group[0].timestamp_us / 1e6, UTC)
-            self._write(table, "predictions", when)
-            total += table.num_rows
+        for (model, _proba), group in groups.items():
+            stamps = np.fromiter(group[3], np.int64, len(group[3]))
+            days = stamps // _DAY_US
+            unique = np.unique(days)
+            for day in unique:
+                part = group
+                if len(unique) > 1:  # the interval spans midnight (UTC)
+                    keep = np.flatnonzero(days == day)
+                    part = [tuple(f[i] for i in keep) for f in group]
+                table = self._predictions_table(part, model)
+                self._write(table, "predictions", datetime.fromtimestamp(int(day) * 86_400, UTC))
+                total += table.num_rows
         return total
 
-    def _predictions_table(self, group: list[_Chunk], names: list[str]) -> Any:
+    def _predictions_table(self, fields: list[Any], model: ServedModel) -> Any:
         import pyarrow as pa
 
-        request_ids: list[str] = []
-        timestamps: list[int] = []
-        versions: list[str] = []
-        model_names: list[str] = []
-        variants: list[str] = []
-        latency: list[float] = []
-        for chunk in group:
-            for rid, count in zip(chunk.request_ids, chunk.rows, strict=True):
-                request_ids.extend([rid] * count)
-                timestamps.extend([chunk.timestamp_us] * count)
-                versions.extend([chunk.model.version] * count)
-                model_names.extend([chunk.model.name] * count)
-                variants.extend([chunk.variant] * count)
-                latency.extend([chunk.latency_ms] * count)
-        n = len(request_ids)
-        columns: dict[str, Any] = {
-            "request_id": pa.array(request_ids, pa.string()),
-            "timestamp": pa.array(timestamps, pa.timestamp("us", "UTC")),
-            "source": pa.array([self.source] * n, pa.string()),
-            "model_name": pa.array(model_names, pa.string()),
-            "model_version": pa.array(versions, pa.string()),
-            "variant": pa.array(variants, pa.string()),
-            "latency_ms": pa.array(latency, pa.float64()),
-        }
-        inputs = _input_columns([c.data for c in group], names)
-        for name, values in inputs.items():
-            if name in self.settings.exclude:
-                continue
-            if name in self.settings.hash_columns:
-                values = _hashed(values)
-            columns[predlog.INPUT_PREFIX + name] = values
-        outputs = np.concatenate([np.asarray(c.prediction.outputs) for c in group])
-        if outputs.ndim == 1:
-            columns[predlog.OUTPUT_PREFIX + "prediction"] = _arrow(outputs)
+        rids, rows, totals, stamps, _, variants, latency, data, outputs, probas = fields
+        n_chunks = len(totals)
+        per_chunk = np.fromiter(totals, np.int64, n_chunks)
+        n = int(per_chunk.sum())
+        if n == n_chunks and all(len(r) == 1 for r in rids):
+            request_ids = pa.array([r[0] for r in rids], pa.string())
+            rid_rows = per_chunk
         else:
-            for j in range(outputs.shape[1]):
-                columns[f"{predlog.OUTPUT_PREFIX}{j}"] = _arrow(outputs[:, j])
-        if group[0].prediction.proba is not None:
-            proba = np.concatenate([np.asarray(c.prediction.proba) for c in group])
-            classes = group[0].model.classes or list(range(proba.shape[1]))
+            request_ids = pa.array([r for ids in rids for r in ids], pa.string())
+            rid_rows = np.fromiter((k for each in rows for k in each), np.int64)
+        to_rows = np.repeat(np.arange(n_chunks), per_chunk) if n != n_chunks else None
+        zeros = np.zeros(n, np.int64)
+
+        def per_row(values: Any) -> Any:
+            return values if to_rows is None else values[to_rows]
+
+        columns: dict[str, Any] = {
+            "request_id": request_ids
+            if n == len(request_ids)
+            else request_ids.take(np.repeat(np.arange(len(request_ids)), rid_rows)),
+            "timestamp": pa.array(
+                per_row(np.fromiter(stamps, np.int64, n_chunks)), pa.timestamp("us", "UTC")
+            ),
+            "source": pa.array([self.source], pa.string()).take(zeros),
+            "model_name": pa.array([model.name], pa.string()).take(zeros),
+            "model_version": pa.array([model.version], pa.string()).take(zeros),
+            "variant": pa.array(variants, pa.string()).take(per_row(np.arange(n_chunks))),
+            "latency_ms": pa.array(per_row(np.fromiter(latency, np.float64, n_chunks))),
+        }
+        width = _width(data[0])
+        for name, values in _input_columns(list(data), model.feature_names(width)).items():
+            if name not in self.settings.exclude:
+                columns[predlog.INPUT_PREFIX + name] = values
+        out = np.concatenate(outputs)
+        if out.ndim == 1:
+            columns[predlog.OUTPUT_PREFIX + "prediction"] = _arrow(out)
+        else:
+            for j in range(out.shape[1]):
+                columns[f"{predlog.OUTPUT_PREFIX}{j}"] = _arrow(out[:, j])
+        if probas[0] is not None:
+            proba = np.ascontiguousarray(np.concatenate(probas).T, dtype=np.float64)
+            classes = model.classes or list(range(proba.shape[0]))
             for j, label in enumerate(classes):
-                columns[f"{predlog.PROBA_PREFIX}{label}"] = pa.array(proba[:, j], pa.float64())
+                columns[f"{predlog.PROBA_PREFIX}{label}"] = pa.array(proba[j], pa.float64())
         return pa.table(columns)
 
     def _write_feedback(self, items: list[tuple[str, Any, int]]) -> None:
@@ -260,17 +340,15 @@ class PredictionLogger:
             self._write(table, "feedback", datetime.fromtimestamp(rows[0][2] / 1e6, UTC))
 
     def _write(self, table: Any, kind: predlog.Kind, when: datetime) -> None:
-        import pyarrow.parquet as pq
+        pipe = self._pipe
+        if pipe is not None:
+            if pipe.send(table, kind, when):
+                return
+            self._pipe = None  # the writer died: write here from now on
+            self.errors += 1
+        from loopline.serving._logwriter import write_file
 
-        final = predlog.new_file_path(self.root, kind, self.source, when)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}.parquet")
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        write_file(self.root, self.source, table, kind, when, self.settings.hash_columns)
 
     def _remove_stale_temp_files(self) -> None:
         cutoff = time.time() - _STALE_TMP_SECONDS
@@ -320,7 +398,8 @@ def _input_columns(parts: list[Any], names: list[str]) -> dict[str, Any]:
         arr = arr.reshape(len(arr), -1)
         if arr.shape[1] != len(names):
             return {}
-        return {name: _arrow(arr[:, j]) for j, name in enumerate(names)}
+        by_column = np.ascontiguousarray(arr.T)  # one copy, then each column is contiguous
+        return {name: _arrow(by_column[j]) for j, name in enumerate(names)}
     import pandas as pd
 
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
@@ -340,16 +419,3 @@ def _arrow(values: np.ndarray[Any, Any]) -> Any:
     if values.dtype.kind in "biuf":
         return pa.array(values)
     return pa.array([None if v is None else str(v) for v in values.tolist()], pa.string())
-
-
-def _hashed(values: Any) -> Any:
-    import blake3
-    import pyarrow as pa
-
-    return pa.array(
-        [
-            None if v is None else blake3.blake3(str(v).encode()).hexdigest()
-            for v in values.to_pylist()
-        ],
-        pa.string(),
-    )

@@ -14,6 +14,7 @@ import gc
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ class ServeOptions:
     log_predictions: bool = True
     log_settings: LogSettings | None = None
     trusted: bool = False
+    auth: bool = False
+    """Inference and feedback need a bearer token (health, readiness and metrics do not)."""
     poll_interval: float = 0.5
     log_level: str = "warning"
     access_log: bool = False
@@ -82,7 +85,7 @@ def build_model_app(
         parsed = parse_model_uri(uri)
         if parsed.ref is not None and parsed.ref.kind == "alias":
             follower.follow_alias(endpoint, parsed.name, parsed.ref.value)
-    return _app(endpoints, follower, options), follower
+    return _app(endpoints, follower, settings, options), follower
 
 
 def build_deployment_app(
@@ -114,7 +117,7 @@ def build_deployment_app(
     endpoints = {name: endpoint}
     if deployment.model != name:
         endpoints[deployment.model] = endpoint
-    return _app(endpoints, follower, options), follower
+    return _app(endpoints, follower, settings, options), follower
 
 
 def _logger(source: str, settings: Settings, options: ServeOptions) -> Any:
@@ -125,8 +128,11 @@ def _logger(source: str, settings: Settings, options: ServeOptions) -> Any:
     return PredictionLogger(settings.predictions_root, source, options.log_settings)
 
 
-def _app(endpoints: dict[str, Any], follower: Follower, options: ServeOptions) -> InferenceApp:
+def _app(
+    endpoints: dict[str, Any], follower: Follower, settings: Settings, options: ServeOptions
+) -> InferenceApp:
     from loopline.serving.app import InferenceApp
+    from loopline.serving.auth import TokenAuthorizer
 
     loggers = {id(e.logger): e.logger for e in endpoints.values() if e.logger is not None}
 
@@ -143,6 +149,7 @@ def _app(endpoints: dict[str, Any], follower: Follower, options: ServeOptions) -
     return InferenceApp(
         endpoints,
         max_body_bytes=options.max_body_bytes,
+        authorize=TokenAuthorizer(settings) if options.auth else None,
         on_startup=[startup, *options.extra_startup],
         on_shutdown=[shutdown],
     )
@@ -173,11 +180,19 @@ def run(build: Any, options: ServeOptions, describe: str) -> None:
             host, port = sock.getsockname()[:2]
             shown = f"[{host}]" if ":" in host else host
             plural = "s" if options.workers != 1 else ""
+            tokens = "tokens required" if options.auth else "no tokens required"
             print(
                 f"loopline inference server at http://{shown}:{port} "
-                f"({describe}; {options.workers} worker{plural})",
+                f"({describe}; {options.workers} worker{plural}; {tokens})",
                 flush=True,
             )
+            if not options.auth and host not in ("127.0.0.1", "::1", "localhost"):
+                print(
+                    f"warning: --no-auth on {host}: anyone who reaches this port can use "
+                    "the models",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if options.workers == 1:
                 _uvicorn(app, sock, options)
             else:

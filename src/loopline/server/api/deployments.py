@@ -4,12 +4,19 @@
 Method      Path                          Answer
 ==========  ============================  =========================================
 GET         /                             ``{"deployments": [...]}``
+POST        /                             ``{"name", "model": URI, "limits", "logging"}``
 GET         /{name}                       one deployment and its routing state
 GET         /{name}/history               ``{"history": [...]}``, oldest first
 POST        /{name}/canary                ``{"model": URI, "percent": P}``
+POST        /{name}/shadow                ``{"model": URI}``
+DELETE      /{name}/shadow                stops mirroring
+PUT         /{name}/limits                ``{"max_error_rate", "max_p99_ms", ...}``
 POST        /{name}/promote               moves the followed alias to the canary
 POST        /{name}/rollback              ``{"reason": TEXT}`` (optional)
 ==========  ============================  =========================================
+
+Every answer about one deployment is its state (``Deployment.to_dict``); errors are
+the server's usual ``{"error_code", "message", "hint"}``.
 """
 
 from __future__ import annotations
@@ -17,10 +24,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from loopline.server.deps import caller
-from loopline.serving.deployments import DeploymentService
+from loopline.serving.deployments import Deployment, DeploymentService
 
 __all__ = ["router"]
 
@@ -41,10 +49,32 @@ def _deployments(request: Request) -> DeploymentService:
 Service = Annotated[DeploymentService, Depends(_deployments)]
 
 
+class NewDeployment(BaseModel):
+    name: str
+    model: str
+    limits: dict[str, float] = Field(default_factory=dict)
+    logging: dict[str, Any] = Field(default_factory=dict)
+
+
+class Limits(BaseModel):
+    max_error_rate: float | None = None
+    max_p99_ms: float | None = None
+    window_seconds: float | None = None
+    min_requests: int | None = None
+
+
 @router.get("")
 async def list_deployments(service: Service) -> dict[str, Any]:
     found = await run_in_threadpool(service.list)
     return {"deployments": [d.to_dict() for d in found]}
+
+
+@router.post("")
+async def create_deployment(body: NewDeployment, service: Service) -> dict[str, Any]:
+    def create() -> Deployment:
+        return service.create(body.name, body.model, limits=body.limits, logging=body.logging)
+
+    return (await run_in_threadpool(create)).to_dict()
 
 
 @router.get("/{name}")
@@ -66,6 +96,24 @@ async def start_canary(
     percent: Annotated[float, Body()] = 10.0,
 ) -> dict[str, Any]:
     return (await run_in_threadpool(service.set_canary, name, model, percent)).to_dict()
+
+
+@router.post("/{name}/shadow")
+async def set_shadow(
+    name: str, service: Service, model: Annotated[str, Body(embed=True)]
+) -> dict[str, Any]:
+    return (await run_in_threadpool(service.set_shadow, name, model)).to_dict()
+
+
+@router.delete("/{name}/shadow")
+async def remove_shadow(name: str, service: Service) -> dict[str, Any]:
+    return (await run_in_threadpool(service.set_shadow, name, None)).to_dict()
+
+
+@router.put("/{name}/limits")
+async def set_limits(name: str, body: Limits, service: Service) -> dict[str, Any]:
+    limits = body.model_dump(exclude_none=True)
+    return (await run_in_threadpool(service.set_limits, name, limits)).to_dict()
 
 
 @router.post("/{name}/promote")
