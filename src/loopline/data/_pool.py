@@ -25,7 +25,7 @@ from loopline.data.progress import NoProgress, Progress
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-__all__ = ["BATCH", "Pool", "default_workers", "gc_paused"]
+__all__ = ["BATCH", "Pool", "default_workers", "gc_paused", "interrupts_deferred"]
 
 BATCH = 32
 
@@ -49,6 +49,33 @@ def gc_paused() -> Iterator[None]:
 
 SMALL_AVERAGE = 256 << 10
 """Below this average file size, per-file work runs on one thread."""
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C inside the block takes effect at its end (in the main thread; elsewhere a no-op).
+
+    Creating a temp file and entering the ``try`` that removes it on failure are two
+    steps, and a KeyboardInterrupt between them would leave the file behind. Writes
+    made by the calling thread (packs, manifests, profiles) run inside this block;
+    workers need not, since only the main thread ever sees KeyboardInterrupt.
+
+    >>> with interrupts_deferred():
+    ...     pass
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    import signal
+
+    pending: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
 
 
 def default_workers(count: int = 0, size: int = 0) -> int:

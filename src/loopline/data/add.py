@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from loopline.data._pool import gc_paused
+from loopline.data._pool import gc_paused, interrupts_deferred
 from loopline.data.manifest import Entry, Manifest
 from loopline.data.refs import check_name, check_tag
 from loopline.data.rows import NewVersion
@@ -156,7 +156,8 @@ def _add(
     service.state.record(snapshot, digests, digest, started_ns=started)
     if latest is not None and latest.digest == digest and not tags:
         return service.version(latest, unchanged=True)
-    service.blobs.put_bytes(manifest.to_bytes())
+    with interrupts_deferred():
+        service.blobs.put_bytes(manifest.to_bytes())
     schema_json = profile_digest = None
     if profile and (latest is None or latest.digest != digest):
         schema_json, profile_digest = _profile(service, snapshot, manifest)
@@ -202,7 +203,8 @@ def _profile(
     profile_digest = None
     if profiles:
         blob = orjson.dumps({"format": "loopline.profile/1", "files": profiles})
-        profile_digest = str(service.blobs.put_bytes(blob))
+        with interrupts_deferred():
+            profile_digest = str(service.blobs.put_bytes(blob))
     return orjson.dumps(doc).decode(), profile_digest
 
 

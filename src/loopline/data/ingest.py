@@ -33,7 +33,7 @@ from loopline.data._fs import (
     hash_path,
     read_exact,
 )
-from loopline.data._pool import Pool
+from loopline.data._pool import Pool, interrupts_deferred
 from loopline.data.packs import PACK_MAX_FILE, PACK_MIN_FILES, PackIndex, PackWriter
 from loopline.data.progress import NoProgress, Progress
 from loopline.errors import IntegrityError
@@ -297,7 +297,8 @@ def ingest(
     try:
         pool.run(work)
         if writers is not None:
-            _store_collected(writers, sink)
+            with interrupts_deferred():
+                _store_collected(writers, sink)
     finally:
         progress.finish()
     return digests

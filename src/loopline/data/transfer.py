@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from loopline.data._fs import SMALL, hash_bytes
-from loopline.data._pool import Pool
+from loopline.data._pool import Pool, interrupts_deferred
 from loopline.data.entities import TransferResult
 from loopline.data.manifest import Manifest
 from loopline.data.packs import PACK_MAX_FILE, PackIndex, read_packed
@@ -121,7 +121,8 @@ def push(
     except NotFoundError:
         recorded = True
     if recorded:
-        target.write_file(key, record)
+        with interrupts_deferred():
+            target.write_file(key, record)
     return TransferResult(
         "push", version.ref, target.uri, len(wanted), len(absent), moved, recorded
     )
@@ -257,7 +258,8 @@ def pull(
     files = [h for h in absent if h != digest.hex]
     moved = run_transfers(files, wanted, receive, workers, progress)
     if digest.hex in absent:
-        moved += receive(digest.hex)
+        with interrupts_deferred():  # written by this thread: no temp file left on Ctrl-C
+            moved += receive(digest.hex)
     new = NewVersion(
         project=service.settings.project,
         name=record["name"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pty
+import signal
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -164,3 +165,19 @@ def test_the_cli_draws_progress_bars_on_a_terminal(tmp_path: Path) -> None:
     assert done.returncode == 0, drawn
     assert b"Adding" in drawn
     assert b"600 files" in drawn  # the count of files next to the bar of bytes
+
+
+def test_ctrl_c_inside_a_write_takes_effect_after_it() -> None:
+    from loopline.data._pool import interrupts_deferred
+
+    steps: list[str] = []
+
+    def write() -> None:
+        with interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered mid-write
+            steps.append("finished")  # the write completes (or its cleanup runs) first
+
+    with pytest.raises(KeyboardInterrupt):
+        write()
+    assert steps == ["finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
