@@ -291,3 +291,26 @@ def test_the_upload_api_checks_offsets_and_content(client: str) -> None:
         assert http.get(f"/uploads/{digest}").json()["offset"] == 0  # the damaged part is gone
         escaping = http.get("/uploads/blake3:..%2F..%2Fetc%2Fpasswd")
         assert escaping.status_code in (400, 404)
+
+
+@pytest.mark.slow
+def test_a_multi_gib_file_goes_through_a_server_with_the_default_limit(
+    start_server: Callable[..., ServerProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    chunks: list[tuple[int, int]],
+) -> None:
+    server = start_server()  # the default request limit, 256 MiB
+    block = os.urandom(1 << 20)
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as out:
+        for i in range(2560):  # 2.5 GiB, every MiB different
+            out.write(i.to_bytes(8, "little") + block[8:])
+    _use(server.url, monkeypatch)
+    try:
+        version = data.add(big, "huge")
+        assert version.total_size == 2560 << 20
+        assert len(chunks) == 40  # 64 MiB each
+        assert data.verify("huge@1").ok  # the server rehashed what it stored
+    finally:
+        api.close()
