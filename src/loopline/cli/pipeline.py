@@ -56,45 +56,9 @@ _STATE_STYLE = {
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
-    from loopline.errors import InvalidArgumentError
+    from loopline.pipelines._cli import split_pairs
 
-    found: dict[str, str] = {}
-    for item in values or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidArgumentError(f"{what} {item!r} is not KEY=VALUE")
-        found[key.strip()] = value
-    return found
-
-
-def _config(path: Path | None) -> dict[str, Any]:
-    """A config file's ``params`` and ``thresholds`` (TOML, JSON or YAML)."""
-    if path is None:
-        return {}
-    from loopline.errors import InvalidArgumentError
-
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            import tomllib
-
-            data: Any = tomllib.loads(text)
-        elif path.suffix == ".json":
-            import json
-
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:
-        raise InvalidArgumentError(f"cannot read {path}: {exc}") from exc
-    if isinstance(data, dict) and isinstance(data.get("pipeline"), dict):
-        # A project file (loopline.toml from `loopline init`) keeps them under [pipeline].
-        data = data["pipeline"]
-    if not isinstance(data, dict) or set(data) - {"params", "thresholds"}:
-        raise InvalidArgumentError(f"{path} must hold a mapping with `params` and/or `thresholds`")
-    return data
+    return split_pairs(values, what)
 
 
 def _settings(ctx: typer.Context) -> Settings:
@@ -149,78 +113,20 @@ def run(
     json_out: JsonOpt = False,
 ) -> None:
     """Run a pipeline; exit 1 when a step fails, 3 when a validation gate stops it."""
-    import os
+    from loopline.pipelines._cli import run_command
 
-    from loopline.config import reset_settings
-    from loopline.errors import LooplineError
-    from loopline.pipelines.loader import load_pipeline
-    from loopline.pipelines.runner import Runner
-
-    settings = _settings(ctx)
-    reset_settings(settings)
-    cfg = _config(config)
-    pipe = load_pipeline(target)
-    texts = {str(k): str(v) for k, v in (cfg.get("params") or {}).items()}
-    texts.update(_pairs(param, "--param"))
-    params = pipe.resolve_params(text=texts)
-    thresholds = {str(k): str(v) for k, v in (cfg.get("thresholds") or {}).items()}
-    thresholds.update(_pairs(threshold, "--threshold"))
-    path, _ = target.rpartition(":")[::2] if target.count(":") else (target, "")
-    runner = Runner(
-        pipe,
-        params=params,
-        executor=executor or pipe.executor,
-        cache=not no_cache,
-        thresholds=thresholds,
+    run_command(
+        _settings(ctx),
+        target,
+        param=param,
+        executor=executor,
+        no_cache=no_cache,
+        threshold=threshold,
+        config=config,
         ray_address=ray_address,
-        target=f"{os.path.abspath(target.split(':')[0])}:{pipe.name}",
-        firing_id=firing,
-        settings=settings,
+        firing=firing,
+        as_json=json_out,
     )
-    del path
-    outcome = None
-    try:
-        outcome = runner.run()
-    except LooplineError as exc:
-        _after_firing(settings, firing, runner, exc)
-        report = getattr(exc, "report", None)
-        if report:
-            from loopline.pipelines.gates import format_report
-
-            typer.echo(format_report(report), err=True)
-        raise
-    _after_firing(settings, firing, runner, None)
-    if json_out:
-        from loopline.cli._output import print_json
-
-        print_json({"run_id": outcome.run_id, "status": outcome.status, "steps": outcome.steps})
-        return
-    cached = sum(1 for s in outcome.steps.values() if s == "cached")
-    typer.echo(
-        f"pipeline {pipe.name}: {outcome.status} (run {outcome.run_id}; "
-        f"{len(outcome.steps)} steps, {cached} from cache)"
-    )
-
-
-def _after_firing(
-    settings: Settings, firing: int | None, runner: Any, exc: Exception | None
-) -> None:
-    if firing is None:
-        return
-    from loopline.pipelines.triggers import record_outcome
-    from loopline.store.metadata import Database
-
-    db = Database(settings.metadata_url)
-    try:
-        record_outcome(
-            db,
-            firing,
-            status="failed" if exc is not None else "succeeded",
-            run_id=getattr(runner, "run_id", None),
-            message="" if exc is None else str(exc),
-        )
-    finally:
-        db.close()
 
 
 @app.command("runs")

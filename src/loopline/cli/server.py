@@ -49,6 +49,13 @@ def server(
             help="Require users and tokens (default: on unless the server binds to loopback).",
         ),
     ] = None,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler",
+            help="Also fire pipeline triggers (as `loopline scheduler` does; one server acts).",
+        ),
+    ] = False,
 ) -> None:
     """Run the tracking server: REST API at /api/v1 (docs at /docs), MLflow's API at /api/2.0."""
     settings = settings_for(ctx)
@@ -64,6 +71,7 @@ def server(
         artifacts_uri=artifacts_uri,
         workers=workers,
         log_level=log_level.value,
+        scheduler=scheduler,
     )
 
 

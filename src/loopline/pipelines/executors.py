@@ -48,6 +48,9 @@ class Executor(abc.ABC):
     def cancel(self, future: Future[Any]) -> None:  # noqa: B027 - optional
         """Stop a running call if the executor can (Ray can; processes finish)."""
 
+    def check(self, resources: Resources, where: str) -> None:  # noqa: B027 - optional
+        """Refuse, before anything runs, a request the executor can never satisfy."""
+
     def shutdown(self) -> None:  # noqa: B027 - optional
         """Release workers."""
 
@@ -138,6 +141,18 @@ class RayExecutor(Executor):
             ray.init(**kwargs)
         self.slots = max(1, int(ray.available_resources().get("CPU", 1)))  # type: ignore[no-untyped-call]
         self._refs: dict[int, Any] = {}
+
+    def check(self, resources: Resources, where: str) -> None:
+        # Ray queues a task no node can take forever (with a warning in its logs).
+        total = self._ray.cluster_resources()  # type: ignore[no-untyped-call]
+        asked = {"CPU": resources.cpu, "GPU": resources.gpu, "memory": resources.memory}
+        for key, amount in asked.items():
+            if amount is not None and amount > total.get(key, 0):
+                have = total.get(key, 0)
+                raise InvalidArgumentError(
+                    f"step {where} asks for {key} {amount:g}; the Ray cluster has {have:g}",
+                    hint="lower the step's resources=, or join a larger cluster (--ray-address)",
+                )
 
     def submit(
         self, fn: Callable[[Any], Any], arg: Any, resources: Resources | None = None

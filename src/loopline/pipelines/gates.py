@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import operator
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidArgumentError
@@ -116,7 +117,7 @@ def _fail_if_needed(report: list[dict[str, Any]], what: str) -> None:
 
 
 # -- data ----------------------------------------------------------------------------
-def check_data(  # noqa: C901 - one check after another
+def check_data(
     dataset: Any,
     *,
     columns: list[str] | None = None,
@@ -131,8 +132,10 @@ def check_data(  # noqa: C901 - one check after another
     """Check a dataset version (``NAME@REF`` or a version) against expectations.
 
     Uses the schema and profile recorded when the version was added; ``reference``
-    (another version) adds "same columns and types as the reference". Returns the
-    report; raises :class:`GateFailedError` when a check fails.
+    (another version) adds "same columns and types as the reference" (file by
+    file). Every tabular file of the version is checked, each check naming its
+    file when there are several; ``file=`` checks one. Returns the report; raises
+    :class:`GateFailedError` when a check fails.
     """
     import loopline.data
 
@@ -143,52 +146,86 @@ def check_data(  # noqa: C901 - one check after another
             f"{version.ref} has no recorded schema (no CSV or Parquet file)",
             report=[{"check": "schema", "value": None, "expected": "tabular", "passed": False}],
         )
-    name = file or sorted(schemas)[0]
-    cols = {c["name"]: c["type"] for c in schemas[name].get("columns", [])}
-    profile = profiles.get(name, {})
+    if file is not None and file not in schemas:
+        raise InvalidArgumentError(
+            f"{version.ref} has no tabular file {file!r}",
+            hint=f"its tabular files: {', '.join(sorted(schemas))}",
+        )
+    ref_schemas = loopline.data.get(reference).schema if reference is not None else None
+    expect = _Expectations(columns, types, ranges, max_missing, min_rows, max_rows, reference)
+    names = [file] if file is not None else sorted(schemas)
+    report: list[dict[str, Any]] = []
+    for name in names:
+        ref_schema = None
+        if ref_schemas is not None:
+            ref_schema = ref_schemas.get(name) or (
+                next(iter(ref_schemas.values()), {}) if len(names) == 1 else {}
+            )
+        label = f"{name}: " if len(names) > 1 else ""
+        report += _check_table(schemas[name], profiles.get(name, {}), expect, ref_schema, label)
+    _fail_if_needed(report, f"data gate on {version.ref}")
+    return report
+
+
+@dataclass(frozen=True, slots=True)
+class _Expectations:
+    columns: list[str] | None
+    types: dict[str, str] | None
+    ranges: dict[str, tuple[float | None, float | None]] | None
+    max_missing: float | dict[str, float] | None
+    min_rows: int | None
+    max_rows: int | None
+    reference: str | None
+
+
+def _check_table(  # noqa: C901 - one check after another
+    schema: dict[str, Any],
+    profile: dict[str, Any],
+    expect: _Expectations,
+    ref_schema: dict[str, Any] | None,
+    label: str,
+) -> list[dict[str, Any]]:
+    """The checks of one tabular file; ``label`` prefixes each check's name."""
+    cols = {c["name"]: c["type"] for c in schema.get("columns", [])}
     report: list[dict[str, Any]] = []
 
     def add(check: str, value: Any, expected: Any, ok: bool) -> None:
-        report.append({"check": check, "value": value, "expected": expected, "passed": ok})
+        report.append({"check": label + check, "value": value, "expected": expected, "passed": ok})
 
-    rows = profile.get("rows", schemas[name].get("rows"))
-    if min_rows is not None:
-        add("rows", rows, f">= {min_rows}", rows is not None and rows >= min_rows)
-    if max_rows is not None:
-        add("rows", rows, f"<= {max_rows}", rows is not None and rows <= max_rows)
-    for col in columns or []:
+    rows = profile.get("rows", schema.get("rows"))
+    if expect.min_rows is not None:
+        add("rows", rows, f">= {expect.min_rows}", rows is not None and rows >= expect.min_rows)
+    if expect.max_rows is not None:
+        add("rows", rows, f"<= {expect.max_rows}", rows is not None and rows <= expect.max_rows)
+    for col in expect.columns or []:
         add(f"column {col}", "present" if col in cols else "missing", "present", col in cols)
-    for col, kind in (types or {}).items():
+    for col, kind in (expect.types or {}).items():
         add(f"type of {col}", cols.get(col), kind, cols.get(col) == kind)
     stats = profile.get("columns", {})
-    for col, (low, high) in (ranges or {}).items():
+    for col, (low, high) in (expect.ranges or {}).items():
         info = stats.get(col, {})
         lo, hi = info.get("min"), info.get("max")
         ok = lo is not None and hi is not None
         ok = ok and (low is None or lo >= low) and (high is None or hi <= high)
         add(f"range of {col}", f"[{lo}, {hi}]", f"within [{low}, {high}]", ok)
-    if max_missing is not None:
+    if expect.max_missing is not None:
         limits = (
-            max_missing
-            if isinstance(max_missing, dict)
-            else dict.fromkeys(stats, float(max_missing))
+            expect.max_missing
+            if isinstance(expect.max_missing, dict)
+            else dict.fromkeys(stats, float(expect.max_missing))
         )
         for col, limit in limits.items():
             share = stats.get(col, {}).get("missing")
             add(f"missing in {col}", share, f"<= {limit}", share is not None and share <= limit)
-    if reference is not None:
-        ref_version = loopline.data.get(reference)
-        ref_schema: dict[str, Any] = ref_version.schema.get(name) or next(
-            iter(ref_version.schema.values()), {}
-        )
+    if ref_schema is not None:
+        where = expect.reference
         expected = {c["name"]: c["type"] for c in ref_schema.get("columns", [])}
+        if not expected:
+            add("schema", "present", f"a table of the same name in {where}", False)
         for col, kind in expected.items():
-            add(
-                f"schema {col}", cols.get(col), f"{kind} (as in {reference})", cols.get(col) == kind
-            )
+            add(f"schema {col}", cols.get(col), f"{kind} (as in {where})", cols.get(col) == kind)
         for col in sorted(set(cols) - set(expected)):
-            add(f"schema {col}", cols[col], f"absent (as in {reference})", False)
-    _fail_if_needed(report, f"data gate on {version.ref}")
+            add(f"schema {col}", cols[col], f"absent (as in {where})", False)
     return report
 
 
@@ -356,8 +393,8 @@ def _register(
         if pending:
             raise ApprovalRequiredError(
                 f"{version.ref} passed the gate but needs approval before it becomes "
-                f"{name}@{alias}: a reviewer of model {name!r} must run "
-                f"`loopline models approve {version.ref}`",
+                f"{name}@{alias}: {_who_approves(registered.project, version.created_by)}, "
+                f"with `loopline models approve {version.ref}`",
                 hint=f"then `loopline models alias set {name} {alias} {version.version}`, "
                 "or resume the pipeline run",
             )
@@ -365,11 +402,28 @@ def _register(
             loopline.registry.set_alias(name, alias, version.version)
         except (InvalidStateError, PermissionDeniedError) as exc:
             raise ApprovalRequiredError(
-                f"{version.ref} passed the gate but {name}@{alias} did not move: {exc.message}",
-                hint=f"a reviewer must run `loopline models approve {version.ref}`",
+                f"{version.ref} passed the gate but {name}@{alias} did not move: {exc.message}; "
+                f"{_who_approves(registered.project, version.created_by)}",
+                hint=f"approve it with `loopline models approve {version.ref}`",
             ) from exc
         found["promoted"] = f"{name}@{alias}"
     return found
+
+
+def _who_approves(project: str, author: str) -> str:
+    """Names the users who may approve (see :mod:`loopline.pipelines.approvals`)."""
+    from loopline.config import get_settings
+    from loopline.pipelines.approvals import Approvers, approvers
+    from loopline.store.metadata import Database
+
+    settings = get_settings()
+    if settings.remote:  # a step logging to a server: its auth tables are not ours to read
+        return Approvers(project).describe()
+    db = Database(settings.metadata_url, migrate=False)
+    try:
+        return approvers(db, project, author).describe()
+    finally:
+        db.close()
 
 
 @step(cache=False)

@@ -3,11 +3,18 @@
 The driver never holds step values: it passes references between steps and
 records each step's state, outputs (as artifacts of the step's child run), cache
 entry and lineage in the metadata store as the step ends.
+
+Writes are buffered and stored together: everything decided in one pass over the
+DAG (steps taken from the cache, steps finished, steps about to start) lands in two
+transactions, one for the tracked runs and one for the pipeline's rows, written
+before any step is handed to a worker (its child run must exist) and before the
+driver waits. A fully cached run is thus two transactions however many steps it has.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -26,14 +33,21 @@ from loopline.pipelines.store import PipelineStore, RunRecord, now_ms
 from loopline.pipelines.worker import Task, TaskResult, load_function, run_task
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import Connection
+
     from loopline.config import Settings
     from loopline.pipelines.core import Dag, Node, Pipeline
     from loopline.pipelines.executors import Executor
+    from loopline.tracking.entities import RunWrites
 
 __all__ = ["PipelineRun", "Runner"]
 
 HEARTBEAT_SECONDS = 10.0
 DONE = ("succeeded", "cached")
+FLUSH_ITEMS = 2000
+"""Buffered tracking rows that make the runner write before its pass ends (a huge DAG)."""
 
 
 @dataclass(slots=True)
@@ -121,6 +135,8 @@ class Runner:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.children: dict[str, str] = {}
         self.errors: dict[str, TaskResult] = {}
+        self._ops: list[Callable[[Connection], None]] = []
+        self._writes: RunWrites | None = None
 
     # -- set-up ----------------------------------------------------------------------
     def run(self) -> PipelineRun:
@@ -138,6 +154,8 @@ class Runner:
         # The executor first: a local pool forks while this process is single-threaded.
         executor = open_executor(self.executor_name, ray_address=self.ray_address)
         try:
+            for node in dag.nodes:
+                executor.check(node.step.resources, f"{node.name!r} ({node.step.source})")
             svc = open_service(self.settings)
             try:
                 self.svc = svc
@@ -178,7 +196,7 @@ class Runner:
         return found.experiment_id
 
     def _start(self, dag: Dag, datasets: dict[str, tuple[str, str, str]]) -> None:
-        from loopline.tracking.entities import NewRun, RunWrites
+        from loopline.tracking.entities import NewRun
 
         self.run_id = uuid.uuid4().hex
         self.experiment_id = self._experiment_id()
@@ -194,19 +212,18 @@ class Runner:
             tags["loopline.pipeline.target"] = self.target
         if self.resume is not None:
             tags["loopline.pipeline.resumedFrom"] = self.resume.id
-        self.svc.write(
-            RunWrites(
-                batch_id=uuid.uuid4().hex,
-                new_runs=[NewRun(self.run_id, self.experiment_id, self.pipe.name, now_ms(), user)],
-                params=[(self.run_id, k, v[:6000]) for k, v in params.items()],
-                tags=[(self.run_id, k, v) for k, v in tags.items()],
-            )
+        writes = self.writes
+        writes.new_runs.append(
+            NewRun(self.run_id, self.experiment_id, self.pipe.name, now_ms(), user)
         )
+        writes.params.extend((self.run_id, k, v[:6000]) for k, v in params.items())
+        writes.tags.extend((self.run_id, k, v) for k, v in tags.items())
         edges = [
             ("dataset_version", datasets[ref][2], "pipeline_run", self.run_id, "input", ref)
             for ref in {a.value for n in dag.nodes for a in n.args.values() if a.kind == "dataset"}
         ]
-        self.store.create_run(
+        create = functools.partial(
+            self.store.create_run_in,
             run_id=self.run_id,
             project=self.settings.project,
             pipeline=self.pipe.name,
@@ -220,6 +237,33 @@ class Runner:
             firing_id=self.firing_id,
             edges=edges,
         )
+        self._ops.append(create)
+
+    # -- buffered writes -----------------------------------------------------------------
+    @property
+    def writes(self) -> RunWrites:
+        """Tracked-run rows waiting for :meth:`flush`."""
+        if self._writes is None:
+            from loopline.tracking.entities import RunWrites
+
+            self._writes = RunWrites(batch_id=uuid.uuid4().hex)
+        return self._writes
+
+    def _step(self, name: str, values: dict[str, Any], **extra: Any) -> None:
+        """Buffer a change of step ``name`` (see :meth:`PipelineStore.update_step_in`)."""
+        self._ops.append(
+            functools.partial(
+                self.store.update_step_in, run_id=self.run_id, name=name, values=values, **extra
+            )
+        )
+
+    def flush(self) -> None:
+        """Store what is buffered: tracked runs first (step rows name them), then the rest."""
+        if self._writes is not None and len(self._writes):
+            batch, self._writes = self._writes, None
+            self.svc.write(batch)
+        ops, self._ops = self._ops, []
+        self.store.apply(ops)
 
     # -- the loop ----------------------------------------------------------------------
     def _loop(
@@ -232,6 +276,7 @@ class Runner:
         try:
             while True:
                 self._schedule(dag, datasets, executor, running, retries)
+                self.flush()
                 if not running and not retries:
                     break
                 timeout = None
@@ -264,6 +309,7 @@ class Runner:
             retries.remove(due)
             _, node, attempt = due
             task, key = self._task(node, datasets)
+            self.flush()
             running[executor.submit(run_task, task, node.step.resources)] = (node, attempt, key)
         progressed = True
         while progressed:
@@ -285,6 +331,7 @@ class Runner:
                     progressed = True
                     continue
                 self._begin(node, task, key)
+                self.flush()  # the worker logs to the step's child run: it must exist
                 future = executor.submit(run_task, task, node.step.resources)
                 running[future] = (node, 1, key)
                 if future.done():  # inline: finished already
@@ -331,7 +378,7 @@ class Runner:
         return task, key
 
     def _child_run(self, node: Node, task: Task, status: str, extra: dict[str, str]) -> None:
-        from loopline.tracking.entities import NewRun, RunUpdate, RunWrites
+        from loopline.tracking.entities import NewRun, RunUpdate
 
         now = now_ms()
         tags = {
@@ -345,24 +392,23 @@ class Runner:
         }
         params = {k: v if isinstance(v, str) else repr(v) for k, v in task.consts.items()}
         params |= dict(task.datasets)
-        batch = RunWrites(
-            batch_id=uuid.uuid4().hex,
-            new_runs=[
-                NewRun(
-                    task.child_run_id,
-                    self.experiment_id,
-                    node.name,
-                    now,
-                    self.settings.user,
-                    parent_run_id=self.run_id,
-                )
-            ],
-            params=[(task.child_run_id, k, v[:6000]) for k, v in params.items()],
-            tags=[(task.child_run_id, k, v) for k, v in tags.items()],
+        batch = self.writes
+        batch.new_runs.append(
+            NewRun(
+                task.child_run_id,
+                self.experiment_id,
+                node.name,
+                now,
+                self.settings.user,
+                parent_run_id=self.run_id,
+            )
         )
+        batch.params.extend((task.child_run_id, k, v[:6000]) for k, v in params.items())
+        batch.tags.extend((task.child_run_id, k, v) for k, v in tags.items())
         if status != "RUNNING":
             batch.updates.append(RunUpdate(task.child_run_id, status=status, end_time=now))
-        self.svc.write(batch)
+        if len(batch) > FLUSH_ITEMS:
+            self.flush()
 
     def _reuse(self, node: Node, key: str, task: Task) -> bool:
         """Take a step's outputs from the run being resumed or from the cache."""
@@ -389,8 +435,7 @@ class Runner:
             for path, digest in artifact_files(name, ref).items()
         }
         now = now_ms()
-        self.store.update_step_with(
-            self.run_id,
+        self._step(
             node.name,
             {
                 "status": "cached",
@@ -411,8 +456,7 @@ class Runner:
 
     def _begin(self, node: Node, task: Task, key: str) -> None:
         self._child_run(node, task, "RUNNING", {})
-        self.store.update_step_with(
-            self.run_id,
+        self._step(
             node.name,
             {
                 "status": "running",
@@ -448,13 +492,14 @@ class Runner:
             if not gate and attempt <= node.step.retries:
                 delay = node.step.backoff * (2 ** (attempt - 1))
                 retries.append((time.monotonic() + delay, node, attempt + 1))
-                self.store.update_step(
-                    self.run_id,
+                self._step(
                     node.name,
-                    attempts=attempt,
-                    error=f"attempt {attempt} failed: {result.error}",
-                    traceback=result.traceback,
-                    logs=result.logs,
+                    {
+                        "attempts": attempt,
+                        "error": f"attempt {attempt} failed: {result.error}",
+                        "traceback": result.traceback,
+                        "logs": result.logs,
+                    },
                 )
                 return
             self._failed(node, attempt, result)
@@ -463,7 +508,7 @@ class Runner:
 
     def _succeeded(self, node: Node, attempt: int, key: str, result: TaskResult) -> None:
         from loopline.pipelines.materializers import artifact_files
-        from loopline.tracking.entities import RunUpdate, RunWrites
+        from loopline.tracking.entities import RunUpdate
 
         child = self.children[node.name]
         files = {
@@ -471,8 +516,7 @@ class Runner:
             for name, ref in result.outputs.items()
             for path, digest in artifact_files(name, ref).items()
         }
-        self.store.update_step_with(
-            self.run_id,
+        self._step(
             node.name,
             {
                 "status": "succeeded",
@@ -487,24 +531,18 @@ class Runner:
             cache=(key, result.outputs) if node.step.cache else None,
             artifacts_of=(child, files),
         )
-        self.svc.write(
-            RunWrites(
-                batch_id=uuid.uuid4().hex,
-                updates=[RunUpdate(child, status="FINISHED", end_time=result.ended_at)],
-            )
-        )
+        self.writes.updates.append(RunUpdate(child, status="FINISHED", end_time=result.ended_at))
         self.states[node.name] = "succeeded"
         self.outputs[node.name] = result.outputs
 
     def _failed(self, node: Node, attempt: int, result: TaskResult) -> None:
-        from loopline.tracking.entities import RunUpdate, RunWrites
+        from loopline.tracking.entities import RunUpdate
 
         status = {"GateFailedError": "gate_failed", "ApprovalRequiredError": "blocked"}.get(
             result.error_type, "failed"
         )
         self.errors[node.name] = result
-        self.store.update_step_with(
-            self.run_id,
+        self._step(
             node.name,
             {
                 "status": status,
@@ -517,33 +555,29 @@ class Runner:
                 "ended_at": result.ended_at or now_ms(),
             },
         )
-        self.svc.write(
-            RunWrites(
-                batch_id=uuid.uuid4().hex,
-                updates=[
-                    RunUpdate(
-                        self.children[node.name],
-                        status="FINISHED" if status == "blocked" else "FAILED",
-                        end_time=now_ms(),
-                    )
-                ],
+        self.writes.updates.append(
+            RunUpdate(
+                self.children[node.name],
+                status="FINISHED" if status == "blocked" else "FAILED",
+                end_time=now_ms(),
             )
         )
         self.states[node.name] = status
 
     def _skip(self, node: Node) -> None:
         blocked_by = sorted(u for u in node.upstream if self.states[u] not in DONE)
-        self.store.update_step(
-            self.run_id,
+        self._step(
             node.name,
-            status="skipped",
-            error=f"not run: upstream step {', '.join(blocked_by)} did not succeed",
+            {
+                "status": "skipped",
+                "error": f"not run: upstream step {', '.join(blocked_by)} did not succeed",
+            },
         )
         self.states[node.name] = "skipped"
 
     # -- the end -------------------------------------------------------------------
     def _end(self, dag: Dag, *, interrupted: bool = False) -> PipelineRun:
-        from loopline.tracking.entities import RunUpdate, RunWrites
+        from loopline.tracking.entities import RunUpdate
 
         states = set(self.states.values())
         if interrupted:
@@ -561,8 +595,12 @@ class Runner:
             message = "interrupted"
             for name, state in self.states.items():
                 if state in ("running", "pending"):
-                    self.store.update_step(self.run_id, name, status="killed", ended_at=now_ms())
-        self.store.finish_run(self.run_id, status, message)
+                    self._step(name, {"status": "killed", "ended_at": now_ms()})
+        self._ops.append(
+            functools.partial(
+                self.store.finish_run_in, run_id=self.run_id, status=status, error=message
+            )
+        )
         tracked = {
             "succeeded": "FINISHED",
             "waiting_approval": "FINISHED",
@@ -575,13 +613,9 @@ class Runner:
                 for n, s in self.states.items()
                 if s == "running" and n in self.children
             ]
-        self.svc.write(
-            RunWrites(
-                batch_id=uuid.uuid4().hex,
-                updates=updates,
-                tags=[(self.run_id, "loopline.pipeline.status", status)],
-            )
-        )
+        self.writes.updates.extend(updates)
+        self.writes.tags.append((self.run_id, "loopline.pipeline.status", status))
+        self.flush()
         outcome = PipelineRun(
             run_id=self.run_id,
             pipeline=self.pipe.name,

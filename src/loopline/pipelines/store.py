@@ -25,6 +25,8 @@ from loopline.store.metadata.schema_pipelines import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection
 
     from loopline.store.metadata import Database
@@ -198,8 +200,14 @@ class PipelineStore:
             raise NotFoundError(f"project {name!r} does not exist")
         return int(found)
 
-    def create_run(
+    def create_run(self, **fields: Any) -> None:
+        """The run and its steps (all pending), with lineage edges, in one transaction."""
+        with self.db.write() as conn:
+            self.create_run_in(conn, **fields)
+
+    def create_run_in(
         self,
+        conn: Connection,
         *,
         run_id: str,
         project: str,
@@ -212,38 +220,45 @@ class PipelineStore:
         user: str,
         resumed_from: str | None = None,
         firing_id: int | None = None,
-        edges: list[tuple[str, str, str, str, str, str]] = (),  # type: ignore[assignment]
+        edges: list[tuple[str, str, str, str, str, str]] | None = None,
     ) -> None:
-        """The run and its steps (all pending), with lineage edges, in one transaction."""
+        """:meth:`create_run` inside the caller's transaction."""
         now = now_ms()
+        conn.execute(
+            sa.insert(pipeline_runs).values(
+                id=run_id,
+                project_id=self.project_id(conn, project),
+                pipeline=pipeline,
+                target=target,
+                status="running",
+                executor=executor,
+                params_json=_json(params),
+                dag_json=_json(dag),
+                host=HOST,
+                pid=os.getpid(),
+                resumed_from=resumed_from,
+                firing_id=firing_id,
+                created_by=user,
+                started_at=now,
+                heartbeat_at=now,
+            )
+        )
+        conn.execute(
+            sa.insert(pipeline_steps),
+            [
+                {"run_id": run_id, "name": name, "status": "pending", "source": source}
+                for name, source in steps
+            ],
+        )
+        self._edges(conn, list(edges or []))
+
+    def apply(self, ops: list[Callable[[Connection], None]]) -> None:
+        """Run several writes (``*_in`` methods bound with their arguments) in one transaction."""
+        if not ops:
+            return
         with self.db.write() as conn:
-            conn.execute(
-                sa.insert(pipeline_runs).values(
-                    id=run_id,
-                    project_id=self.project_id(conn, project),
-                    pipeline=pipeline,
-                    target=target,
-                    status="running",
-                    executor=executor,
-                    params_json=_json(params),
-                    dag_json=_json(dag),
-                    host=HOST,
-                    pid=os.getpid(),
-                    resumed_from=resumed_from,
-                    firing_id=firing_id,
-                    created_by=user,
-                    started_at=now,
-                    heartbeat_at=now,
-                )
-            )
-            conn.execute(
-                sa.insert(pipeline_steps),
-                [
-                    {"run_id": run_id, "name": name, "status": "pending", "source": source}
-                    for name, source in steps
-                ],
-            )
-            self._edges(conn, list(edges))
+            for op in ops:
+                op(conn)
 
     @staticmethod
     def _edges(conn: Connection, edges: list[tuple[str, str, str, str, str, str]]) -> None:
@@ -275,11 +290,15 @@ class PipelineStore:
 
     def finish_run(self, run_id: str, status: str, error: str = "") -> None:
         with self.db.write() as conn:
-            conn.execute(
-                sa.update(pipeline_runs)
-                .where(pipeline_runs.c.id == run_id)
-                .values(status=status, error=error[:100_000], ended_at=now_ms())
-            )
+            self.finish_run_in(conn, run_id, status, error)
+
+    @staticmethod
+    def finish_run_in(conn: Connection, run_id: str, status: str, error: str = "") -> None:
+        conn.execute(
+            sa.update(pipeline_runs)
+            .where(pipeline_runs.c.id == run_id)
+            .values(status=status, error=error[:100_000], ended_at=now_ms())
+        )
 
     def heartbeat(self, run_id: str) -> None:
         with self.db.write() as conn:
@@ -293,7 +312,15 @@ class PipelineStore:
         self.update_step_with(run_id, name, values)
 
     def update_step_with(
+        self, run_id: str, name: str, values: dict[str, Any], **extra: Any
+    ) -> None:
+        """:meth:`update_step_in` in a transaction of its own."""
+        with self.db.write() as conn:
+            self.update_step_in(conn, run_id, name, values, **extra)
+
+    def update_step_in(
         self,
+        conn: Connection,
         run_id: str,
         name: str,
         values: dict[str, Any],
@@ -304,46 +331,46 @@ class PipelineStore:
     ) -> None:
         """Update a step; with ``cache`` (key, outputs) record a cache entry, with
         ``artifacts_of`` (child run, path -> (digest, size)) the child run's files."""
+        values = dict(values)
         for key in ("inputs", "outputs"):
             if key in values:
                 values[f"{key}_json"] = _json(values.pop(key))
-        with self.db.write() as conn:
+        conn.execute(
+            sa.update(pipeline_steps)
+            .where(pipeline_steps.c.run_id == run_id, pipeline_steps.c.name == name)
+            .values(**values)
+        )
+        if cache is not None:
+            key, outputs = cache
+            conn.execute(sa.delete(pipeline_cache).where(pipeline_cache.c.key == key))
             conn.execute(
-                sa.update(pipeline_steps)
-                .where(pipeline_steps.c.run_id == run_id, pipeline_steps.c.name == name)
-                .values(**values)
+                sa.insert(pipeline_cache).values(
+                    key=key,
+                    step=name,
+                    outputs_json=_json(outputs),
+                    run_id=run_id,
+                    child_run_id=values.get("child_run_id"),
+                    created_at=now_ms(),
+                )
             )
-            if cache is not None:
-                key, outputs = cache
-                conn.execute(sa.delete(pipeline_cache).where(pipeline_cache.c.key == key))
-                conn.execute(
-                    sa.insert(pipeline_cache).values(
-                        key=key,
-                        step=name,
-                        outputs_json=_json(outputs),
-                        run_id=run_id,
-                        child_run_id=values.get("child_run_id"),
-                        created_at=now_ms(),
-                    )
+        if artifacts_of is not None and artifacts_of[1]:
+            child, files = artifacts_of
+            root = f"runs/{child}"
+            conn.execute(
+                sa.delete(artifacts).where(
+                    artifacts.c.root == root, artifacts.c.path.in_(list(files))
                 )
-            if artifacts_of is not None and artifacts_of[1]:
-                child, files = artifacts_of
-                root = f"runs/{child}"
-                conn.execute(
-                    sa.delete(artifacts).where(
-                        artifacts.c.root == root, artifacts.c.path.in_(list(files))
-                    )
-                )
-                now = now_ms()
-                conn.execute(
-                    sa.insert(artifacts),
-                    [
-                        {"root": root, "path": p, "digest": d, "size": s, "created_at": now}
-                        for p, (d, s) in files.items()
-                    ],
-                )
-            if edges:
-                self._edges(conn, edges)
+            )
+            now = now_ms()
+            conn.execute(
+                sa.insert(artifacts),
+                [
+                    {"root": root, "path": p, "digest": d, "size": s, "created_at": now}
+                    for p, (d, s) in files.items()
+                ],
+            )
+        if edges:
+            self._edges(conn, edges)
 
     def cached(self, key: str) -> dict[str, Any] | None:
         with self.db.read() as conn:

@@ -48,6 +48,7 @@ __all__ = [
     "list_firings",
     "list_triggers",
     "next_cron",
+    "start_in_background",
 ]
 
 KINDS = ("cron", "new_data", "alert")
@@ -537,3 +538,37 @@ class Scheduler:
 
 def workdir_of(target: str) -> str:
     return str(Path.cwd()) if not Path(target.split(":")[0]).is_absolute() else ""
+
+
+SERVER_TICK_SECONDS = 2.0
+"""How often a scheduler inside ``loopline server`` ticks (a tick is a few queries)."""
+
+
+def start_in_background(settings: Settings, interval: float = SERVER_TICK_SECONDS) -> Any:
+    """Run a scheduler in a daemon thread of this process (``loopline server --scheduler``).
+
+    Every server worker that calls this competes for the one lease, so only one
+    fires triggers. At exit the thread stops and gives the lease up, so another
+    server can take over at once. Returns the thread.
+    """
+    import atexit
+    import threading
+
+    stop = threading.Event()
+    scheduler = Scheduler(settings)
+
+    def loop() -> None:
+        try:
+            scheduler.serve(interval, stop=stop)
+        finally:
+            scheduler.close()
+
+    thread = threading.Thread(target=loop, name="loopline-scheduler", daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=5)
+
+    atexit.register(halt)
+    return thread

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from loopline.config import Settings
     from loopline.store.blobs import BlobStore
 
-__all__ = ["Task", "TaskResult", "load_function", "run_task"]
+__all__ = ["Task", "TaskResult", "load_function", "run_task", "use_settings"]
 
 MAX_LOG_CHARS = 1_000_000
 
@@ -161,16 +161,27 @@ def _deadline(seconds: float | None, step: str) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-@contextlib.contextmanager
-def _active_run(task: Task) -> Iterator[None]:
-    """Make the step's child run the fluent API's active run for the step's duration."""
+def use_settings(settings: Settings) -> None:
+    """Point this process (and its fluent client) at the driver's store."""
     from loopline.config import get_settings, reset_settings
+    from loopline.tracking import fluent
+
+    if get_settings() != settings:
+        reset_settings(settings)
+        fluent.set_tracking_uri(settings.tracking_uri)
+
+
+@contextlib.contextmanager
+def _active_run(task: Task, *, flush: bool = True) -> Iterator[None]:
+    """Make the step's child run the fluent API's active run for the step's duration.
+
+    ``flush=False`` leaves what the step logged in the writer's queue (a sweep
+    flushes once per chunk of trials).
+    """
     from loopline.tracking import fluent
     from loopline.tracking.entities import RunInfo
 
-    if get_settings() != task.settings:
-        reset_settings(task.settings)
-        fluent.set_tracking_uri(task.settings.tracking_uri)
+    use_settings(task.settings)
     info = RunInfo(
         run_id=task.child_run_id,
         experiment_id=task.experiment_id,
@@ -189,7 +200,7 @@ def _active_run(task: Task) -> Iterator[None]:
     finally:
         if active in stack:
             stack.remove(active)
-        if fluent._client is not None:
+        if flush and fluent._client is not None:
             fluent._client.flush()
 
 

@@ -108,3 +108,39 @@ def train_and_gate(
         register_as="cancer-clf",
         promote_to=promote,
     )
+
+
+@loopline.step(resources={"cpu": 2, "memory": "100MB"})
+def assigned(values: list[int]) -> dict[str, float]:
+    """What Ray gave this task (run on the Ray executor only)."""
+    import ray
+
+    given = ray.get_runtime_context().get_assigned_resources()  # type: ignore[no-untyped-call]
+    return {k: float(v) for k, v in given.items()}
+
+
+@loopline.pipeline
+def on_ray(n: int = 4) -> None:
+    values = numbers(n)
+    total(values)
+    assigned(values)
+
+
+@loopline.step(resources={"cpu": 64})
+def greedy(values: list[int]) -> int:
+    return len(values)
+
+
+@loopline.pipeline
+def too_big(n: int = 2) -> None:
+    greedy(numbers(n))
+
+
+@loopline.step
+def rows(dataset: loopline.data.DatasetVersion) -> int:
+    return len(dataset.file.read_text().splitlines()) - 1  # a CSV with a header
+
+
+@loopline.pipeline
+def count_rows(dataset: str = "table@latest") -> None:
+    rows(dataset)

@@ -183,6 +183,34 @@ def test_promotion_waits_for_approval_where_the_registry_requires_it(
     assert {s.name: s.status for s in record.steps}["validate_model"] == "blocked"
 
 
+def test_a_blocked_promotion_names_the_maintainers_who_may_approve(
+    flows: ModuleType, cancer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopline.auth.roles import Role
+    from loopline.auth.store import AuthStore
+    from loopline.config import reset_settings
+
+    db = Database(get_settings().metadata_url)
+    auth = AuthStore(db)
+    for name in ("ana", "bo", "cy", "dee"):
+        auth.create_user(name, None)
+    auth.create_user("root", None, is_admin=True)
+    auth.set_member("default", "ana", Role.MAINTAINER, actor="root")
+    auth.set_member("default", "cy", Role.MAINTAINER, actor="root")
+    auth.set_member("default", "dee", Role.EDITOR, actor="root")
+    auth.set_four_eyes("default", True, actor="root")
+    db.close()
+    monkeypatch.setenv("LOOPLINE_USER", "cy")  # the run registers the version as cy
+    reset_settings()
+    loopline.registry.create_registered_model("cancer-clf", require_approval=True)
+    with pytest.raises(ApprovalRequiredError) as blocked:
+        flows.train_and_gate.run(executor="inline")
+    message = blocked.value.message
+    assert "a maintainer of project 'default' must approve it: ana or root" in message
+    assert "(four-eyes: not cy, its author)" in message
+    assert "loopline models approve cancer-clf@1" in message
+
+
 def test_data_gate_checks_the_recorded_schema_and_profile(cancer: str) -> None:
     from loopline.pipelines import check_data
 
@@ -194,6 +222,32 @@ def test_data_gate_checks_the_recorded_schema_and_profile(cancer: str) -> None:
         )
     checks = {r["check"]: r["passed"] for r in failed.value.report}
     assert checks == {"rows": False, "type of target": False, "range of mean radius": False}
+
+
+def test_data_gate_checks_every_tabular_file_and_names_it(tmp_path: Path) -> None:
+    from loopline.errors import InvalidArgumentError
+    from loopline.pipelines import check_data
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "a.csv").write_text("x,y\n1,2\n3,4\n")
+    (folder / "b.csv").write_text("x,y\n5,6\n70,8\n")
+    (folder / "notes.txt").write_text("not a table\n")
+    ref = str(loopline.data.add(folder, name="parts").ref)
+    with pytest.raises(GateFailedError) as failed:
+        check_data(ref, columns=["x"], ranges={"x": (0, 10)})
+    checks = {r["check"]: r["passed"] for r in failed.value.report}
+    assert checks == {
+        "a.csv: column x": True,
+        "a.csv: range of x": True,
+        "b.csv: column x": True,
+        "b.csv: range of x": False,
+    }
+    assert "b.csv: range of x" in failed.value.message
+    report = check_data(ref, file="a.csv", ranges={"x": (0, 10)})
+    assert [r["check"] for r in report] == ["range of x"]
+    with pytest.raises(InvalidArgumentError, match=r"tabular files: a\.csv, b\.csv"):
+        check_data(ref, file="notes.txt")
 
 
 def objective(params: dict[str, float]) -> float:

@@ -201,7 +201,7 @@ def list_users(request: Request) -> Response:
     return _json({"users": _store(request).list_users()})
 
 
-@router.post("/users", summary="Create a user")
+@router.post("/users", summary="Create a user", status_code=201)
 def create_user(body: NewUser, request: Request, who: CallerDep) -> Response:
     created = _store(request).create_user(
         body.name, body.password, email=body.email, is_admin=body.admin, actor=who.name
@@ -254,7 +254,9 @@ def list_tokens(request: Request, who: CallerDep, user: str | None = None) -> Re
     return _json({"tokens": _store(request).list_tokens(owner)})
 
 
-@router.post("/tokens", summary="Create a token: its secret is in this answer only")
+@router.post(
+    "/tokens", summary="Create a token: its secret is in this answer only", status_code=201
+)
 def create_token(
     body: NewToken, request: Request, who: CallerDep, user: str | None = None
 ) -> Response:
@@ -298,7 +300,9 @@ def list_projects(request: Request) -> Response:
     return _json({"projects": _store(request).list_projects(principal(request))})
 
 
-@router.post("/projects", summary="Create a project (its creator becomes its admin)")
+@router.post(
+    "/projects", summary="Create a project (its creator becomes its admin)", status_code=201
+)
 def create_project(body: NewProject, request: Request, who: CallerDep) -> Response:
     store = _store(request)
     created = store.create_project(body.name, description=body.description, actor=who.name)
@@ -368,7 +372,9 @@ def list_comments(
     return _json({"comments": _collab(request).comments(entity_type, entity_id)})
 
 
-@router.post("/comments", summary="Comment (Markdown; @name mentions notify that user)")
+@router.post(
+    "/comments", summary="Comment (Markdown; @name mentions notify that user)", status_code=201
+)
 def add_comment(body: NewComment, request: Request, who: CallerDep) -> Response:
     project = _comment_project(request, who, body.entity_type, body.entity_id)
     _require(request, project, Role.EDITOR)
@@ -445,7 +451,12 @@ def audit(
     return _json({"entries": entries})
 
 
-@router.get("/audit/export", summary="Every matching audit entry as JSON lines")
+@router.get(
+    "/audit/export",
+    summary="Every matching audit entry as JSON lines",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
 def audit_export(
     request: Request,
     actor: Annotated[str | None, Query(max_length=256)] = None,
