@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from tests.e2e.conftest import ServerProcess
+    from tests.e2e.conftest import ServerProcess, ThreadServer
 
 API = "/api/v1/data"
 
@@ -314,3 +314,43 @@ def test_a_multi_gib_file_goes_through_a_server_with_the_default_limit(
         assert data.verify("huge@1").ok  # the server rehashed what it stored
     finally:
         api.close()
+
+
+def test_whole_store_gc_and_verify_are_for_server_administrators(
+    thread_server: ThreadServer,
+) -> None:
+    from loopline.auth.roles import Role
+
+    tokens: dict[str, str] = {}
+
+    def enforce(app: Any) -> Any:
+        app.state.auth.enabled = True
+        store = app.state.auth.store
+        store.create_user("root", None, is_admin=True)
+        store.create_user("ed", None)
+        store.set_member("default", "ed", Role.EDITOR, actor="root")
+        tokens.update(root=store.create_token("root")[0], ed=store.create_token("ed")[0])
+        return app
+
+    with thread_server(wrap=enforce) as url:
+
+        def as_(who: str) -> httpx.Client:
+            headers = {"authorization": f"Bearer {tokens[who]}"}
+            return httpx.Client(base_url=url + API, headers=headers, timeout=60)
+
+        with as_("ed") as editor, as_("root") as root:
+            blob = Digest.of_bytes(b"x")
+            assert editor.put(f"/blobs/{blob}", content=b"x").status_code == 200
+            manifest = data.Manifest("file", [data.Entry("x.txt", 1, blob.hex)])
+            editor.put(f"/blobs/{manifest.digest}", content=manifest.to_bytes())
+            made = editor.post("/versions", json={"name": "mine", "digest": str(manifest.digest)})
+            assert made.status_code == 200, made.text
+
+            for path, body in (("/gc", {"dry_run": True}), ("/verify", {})):
+                refused = editor.post(path, json=body)
+                assert refused.status_code == 403, refused.text
+                assert refused.json()["error_code"] == "PERMISSION_DENIED"
+                assert root.post(path, json=body).status_code == 200
+            own = editor.post("/verify", json={"ref": "mine@1"}).json()
+            assert own["ok"]
+            assert own["blobs_checked"] == 2

@@ -21,7 +21,8 @@ GET         /lineage?ref= | ?run_id=                     runs and models of a ve
 POST        /tags                                        point a tag at a version (NAME@REF)
 GET         /tags?name=                                  every move of a dataset's tags
 POST        /gc                                          remove unreferenced blobs (administrators)
-POST        /verify                                      rehash the store, report damage
+POST        /verify                                      rehash a version's blobs (or, for
+                                                         administrators, the whole store)
 GET         /uploads/{digest}                            how much of a chunked upload is stored
 PUT         /uploads/{digest}?offset=                    append a chunk to a chunked upload
 POST        /uploads/{digest}/complete                   verify a chunked upload, store it as a blob
@@ -342,18 +343,19 @@ class GcIn(BaseModel):
     grace_seconds: float = Field(default=3600.0, ge=0)
 
 
+def _require_admin(request: Request, what: str, hint: str) -> None:
+    """The blob store is shared by every project: whole-store work is for administrators."""
+    if auth_enabled(request):
+        who = principal(request)
+        if who is None or not who.is_admin:
+            raise PermissionDeniedError(f"only a server administrator may {what}", hint=hint)
+
+
 @router.post("/gc", summary="Delete blobs no version references (server administrators)")
 def collect(body: GcIn, data: Data, request: Request) -> Response:
     from loopline.data.gc import gc
 
-    # The blob store is shared by every project: only an administrator may sweep it.
-    if auth_enabled(request):
-        who = principal(request)
-        if who is None or not who.is_admin:
-            raise PermissionDeniedError(
-                "only a server administrator may collect the server's blobs",
-                hint="run it with --dry-run to see what would go, or ask an administrator",
-            )
+    _require_admin(request, "collect the server's blobs", "ask an administrator")
     result = gc(data, dry_run=body.dry_run, grace_seconds=body.grace_seconds)
     return json_response(result.to_dict())
 
@@ -363,8 +365,15 @@ class VerifyIn(BaseModel):
 
 
 @router.post("/verify", summary="Rehash stored blobs; report corrupt and missing ones")
-def verify_store(body: VerifyIn, data: Data) -> Response:
+def verify_store(body: VerifyIn, data: Data, request: Request) -> Response:
     from loopline.data.verify import verify
+
+    if body.ref is None:  # the whole store names every project's datasets
+        _require_admin(
+            request,
+            "verify the whole store",
+            "verify one of your versions: `loopline data verify NAME@REF`",
+        )
 
     return json_response(verify(data, body.ref).to_dict())
 
