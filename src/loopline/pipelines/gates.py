@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from loopline.data.version import DatasetVersion
+    from loopline.registry import ModelVersion
 
 __all__ = [
     "check_data",
@@ -375,13 +376,16 @@ def _register(
 
     for key, value in scores.items():
         loopline.log_metric(f"gate.{key}", value)
-    # The example gives the version a signature with column names, so servers check
-    # inputs and log them under their names.
-    info = loopline.log_model(getattr(model, "raw", model), "model", input_example=example)
-    run_id = info.run_id
-    version = loopline.registry.register_model(
-        f"runs:/{run_id}/model", name, tags={"loopline.gate.dataset": dataset}
-    )
+    version = _registered_before(name)
+    if version is None:
+        # The example gives the version a signature with column names, so servers check
+        # inputs and log them under their names.
+        info = loopline.log_model(getattr(model, "raw", model), "model", input_example=example)
+        tags = {"loopline.gate.dataset": dataset}
+        digest = _model_digest()
+        if digest is not None:
+            tags[_MODEL_TAG] = digest
+        version = loopline.registry.register_model(f"runs:/{info.run_id}/model", name, tags=tags)
     found: dict[str, Any] = {"registered": version.ref}
     if alias:
         from loopline.errors import InvalidStateError, PermissionDeniedError
@@ -408,6 +412,36 @@ def _register(
             ) from exc
         found["promoted"] = f"{name}@{alias}"
     return found
+
+
+_MODEL_TAG = "loopline.gate.modelDigest"
+
+
+def _model_digest() -> str | None:
+    from loopline.pipelines.worker import input_digest
+
+    return input_digest("model")
+
+
+def _registered_before(name: str) -> ModelVersion | None:
+    """The version a gate registered from the same stored model (a resumed run's), if any.
+
+    Resuming a run that waited for approval must promote the approved version, not
+    register the model again as a new version that waits anew.
+    """
+    import loopline.registry
+    from loopline.errors import NotFoundError
+    from loopline.pipelines.worker import resuming
+
+    digest = _model_digest()
+    if digest is None or not resuming():
+        return None
+    try:
+        versions = loopline.registry.list_versions(name)
+    except NotFoundError:
+        return None
+    found = [v for v in versions if v.tags.get(_MODEL_TAG) == digest]
+    return max(found, key=lambda v: v.version) if found else None
 
 
 def _who_approves(project: str, author: str) -> str:

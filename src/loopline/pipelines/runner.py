@@ -374,6 +374,7 @@ class Runner:
             timeout=node.step.timeout,
             thresholds=self.thresholds,
             source=node.step.source,
+            resumed=self.resume is not None,
         )
         return task, key
 

@@ -10,6 +10,7 @@ there), stores the outputs and returns their references with the captured logs.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import importlib.util
 import io
@@ -29,9 +30,37 @@ if TYPE_CHECKING:
     from loopline.config import Settings
     from loopline.store.blobs import BlobStore
 
-__all__ = ["Task", "TaskResult", "load_function", "run_task", "use_settings"]
+__all__ = [
+    "Task",
+    "TaskResult",
+    "input_digest",
+    "load_function",
+    "resuming",
+    "run_task",
+    "use_settings",
+]
 
 MAX_LOG_CHARS = 1_000_000
+_current: contextvars.ContextVar[Task | None] = contextvars.ContextVar(
+    "loopline_current_step", default=None
+)
+
+
+def input_digest(name: str) -> str | None:
+    """The content digest of the running step's input ``name`` (None outside a step).
+
+    A gate tags the version it registers with its model's digest, to recognise it
+    when the run is resumed (see :func:`resuming`).
+    """
+    task = _current.get()
+    ref = None if task is None else task.inputs.get(name)
+    return None if ref is None else str(ref["digest"])
+
+
+def resuming() -> bool:
+    """True inside a step of a resumed run."""
+    task = _current.get()
+    return task is not None and task.resumed
 
 
 @dataclass(slots=True)
@@ -53,6 +82,7 @@ class Task:
     timeout: float | None = None
     thresholds: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    resumed: bool = False
 
 
 @dataclass(slots=True)
@@ -266,11 +296,13 @@ def run_task(task: Task) -> TaskResult:
             blobs = blob_store(task.settings)
             fn: Callable[..., Any] = load_function(task.module, task.qualname, task.file)
             fn = getattr(fn, "fn", fn)
+            token = _current.set(task)
             with _active_run(task), gates.overrides(task.thresholds):
                 args = _arguments(task, blobs)
                 with _deadline(task.timeout, task.node):
                     value = fn(**args)
                 result.outputs = _outputs(task, value, blobs)
+            _current.reset(token)
         except BaseException as exc:  # a step's failure is data, reported by the driver
             if isinstance(exc, KeyboardInterrupt | SystemExit) and not isinstance(exc, SystemExit):
                 raise

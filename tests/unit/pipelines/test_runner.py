@@ -182,6 +182,16 @@ def test_promotion_waits_for_approval_where_the_registry_requires_it(
     assert record.status == "waiting_approval"
     assert {s.name: s.status for s in record.steps}["validate_model"] == "blocked"
 
+    from loopline.pipelines.runner import Runner
+
+    loopline.registry.approve("cancer-clf", 1, "looks good")
+    resumed = Runner(flows.train_and_gate, executor="inline", resume=record).run()
+    assert resumed.status == "succeeded"
+    assert resumed.steps["fit"] == "cached"
+    # The approved version moves, rather than the same model registered again.
+    assert loopline.registry.resolve("cancer-clf@champion").version == 1
+    assert [v.version for v in loopline.registry.list_versions("cancer-clf")] == [1]
+
 
 def test_a_blocked_promotion_names_the_maintainers_who_may_approve(
     flows: ModuleType, cancer: str, monkeypatch: pytest.MonkeyPatch
