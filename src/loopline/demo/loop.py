@@ -191,6 +191,7 @@ class _Loop:
         self.timeline = Timeline(console)
         self.result = LoopResult()
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Any] = []
         # Requests per traffic phase; the monitor's window is one phase.
         self.rows = max(200, int(1000 * scale))
 
@@ -215,8 +216,13 @@ class _Loop:
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
+            try:
                 process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self.logs:
+            log.close()
 
     def run(self) -> LoopResult:
         import loopline.data
@@ -302,6 +308,7 @@ class _Loop:
         url = f"http://127.0.0.1:{port}"
         with step(f"serve the deployment at {url}") as say:
             log = (self.workdir / "serve.log").open("ab")
+            self.logs.append(log)
             self.processes.append(
                 subprocess.Popen(
                     [
