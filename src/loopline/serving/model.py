@@ -28,6 +28,7 @@ __all__ = ["Prediction", "ServedModel", "load_served", "resolve_uri"]
 _INTS = {f"{s}int{b}" for s in ("", "u") for b in (8, 16, 32, 64)}
 _FLOATS = {"float16", "float32", "float64"}
 NUMERIC = _INTS | _FLOATS | {"bool"}
+_UNNAMED = "X does not have valid feature names"
 
 
 @dataclass(slots=True)
@@ -57,6 +58,8 @@ class ServedModel:
     numeric: bool = False
     allow_nan: bool = True
     classes: list[Any] | None = None
+    unnamed_ok: bool = False
+    """Arrays go in without feature names (checked against the signature already)."""
 
     @property
     def flavor(self) -> str:
@@ -228,6 +231,13 @@ class ServedModel:
     # -- prediction ----------------------------------------------------------------------
     def predict(self, data: Any) -> Prediction:
         """Predict on input from the ``from_*`` methods (or several of them concatenated)."""
+        if not self.unnamed_ok:
+            return self._predict(data)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_UNNAMED, category=UserWarning)
+            return self._predict(data)
+
+    def _predict(self, data: Any) -> Prediction:
         predictor = self.loaded._predictor
         outputs = np.asarray(predictor.predict(data))
         proba = None
@@ -301,13 +311,10 @@ def served_from(loaded: LoadedModel, *, name: str, version: str, uri: str) -> Se
     classes = getattr(raw, "classes_", None)
     if classes is not None and loaded.has_proba:
         served.classes = list(np.asarray(classes).tolist())
-    if served.numeric and getattr(raw, "feature_names_in_", None) is not None:
-        # We check names and order against the signature and pass a bare array (a
-        # DataFrame costs more than the prediction), so scikit-learn's warning that
-        # the array has no feature names tells nothing.
-        warnings.filterwarnings(
-            "ignore", message="X does not have valid feature names", category=UserWarning
-        )
+    # We check names and order against the signature and pass a bare array (a
+    # DataFrame costs more than the prediction), so scikit-learn's warning that the
+    # array has no feature names tells nothing.
+    served.unnamed_ok = served.numeric and getattr(raw, "feature_names_in_", None) is not None
     return served
 
 

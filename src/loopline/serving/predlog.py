@@ -345,6 +345,7 @@ class PredictionLogger:
             if pipe.send(table, kind, when):
                 return
             self._pipe = None  # the writer died: write here from now on
+            pipe.close()
             self.errors += 1
         from loopline.serving._logwriter import write_file
 
