@@ -1,7 +1,8 @@
 """A real ``loopline server`` over the demo's store, and headless Chromium driving the UI.
 
 - ``ui_home`` (package): a store filled by ``python -m loopline.demo`` (real
-  scikit-learn models on the bundled breast cancer data) and ``_fill.py``.
+  scikit-learn models on the bundled breast cancer data), ``_fill.py`` and
+  ``_fill_ops.py`` (pipeline runs, a deployment served for real, a monitor's runs).
 - ``ui_url`` (package): the base URL of a server subprocess over that store.
 - ``browser_context`` (package): Debian's Chromium (``/usr/bin/chromium``; Playwright's
   own download does not work here) with a fresh profile, driven by Playwright.
@@ -36,7 +37,8 @@ _CLIENT_VARS = ("LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_TRA
 def _fill(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in _CLIENT_VARS}
     env["LOOPLINE_HOME"] = str(home)
-    for args in (["-m", "loopline.demo"], [str(Path(__file__).with_name("_fill.py"))]):
+    here = Path(__file__).parent
+    for args in (["-m", "loopline.demo"], [str(here / "_fill.py")], [str(here / "_fill_ops.py")]):
         done = subprocess.run(
             [sys.executable, *args], env=env, capture_output=True, text=True, timeout=240
         )

@@ -19,7 +19,9 @@ from ui.conftest import shoot
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = pytest.mark.timeout(120)
+# The first test also waits for the package's store to fill (a demo, pipeline runs, a
+# served deployment, monitor runs): a few minutes on a busy machine.
+pytestmark = pytest.mark.timeout(420)
 
 
 def expect(target: Any) -> Any:
@@ -235,12 +237,99 @@ def test_moving_an_alias_from_the_ui_changes_the_registry(page: Page, ui_url: st
     shoot(page, "model-lineage")
 
 
-@pytest.mark.parametrize(
-    ("path", "title"),
-    [("/pipelines", "Pipelines"), ("/deployments", "Deployments"), ("/monitoring", "Monitoring")],
-)
-def test_ops_views_load(page: Page, ui_url: str, path: str, title: str) -> None:
-    page.goto(f"{ui_url}{path}")
-    expect(page.get_by_role("heading", level=1)).to_have_text(title)
-    expect(page.locator(".empty, [data-testid=ops-table]").first).to_be_visible()
-    shoot(page, path.strip("/"))
+def test_pipelines_runs_dag_logs_and_triggers(page: Page, ui_url: str) -> None:
+    runs = api(ui_url, "/api/v1/pipelines/runs")["runs"]
+    failed = next(r for r in runs if r["status"] == "failed")
+    page.goto(f"{ui_url}/pipelines")
+    table = page.get_by_test_id("pipeline-runs")
+    expect(table.locator("tbody tr")).to_have_count(len(runs))
+    row = table.locator(f'tr[data-run-id="{failed["id"]}"]')
+    expect(row).to_contain_text("failed")
+    shoot(page, "pipelines")
+
+    row.get_by_role("link").click()
+    dag = page.get_by_test_id("pipeline-dag")
+    expect(dag.locator("g.node")).to_have_count(5)
+    expect(dag.locator("path.edge")).to_have_count(6)  # load fans out to 3, compare takes 3
+    expect(dag.locator('[data-step="check"]')).to_have_attribute("data-status", "failed")
+    expect(dag.locator('[data-step="compare"]')).to_have_attribute("data-status", "skipped")
+    # The failed step opens first: its traceback and what it printed.
+    expect(page.get_by_test_id("step-traceback")).to_contain_text(
+        "ValueError: check failed on purpose"
+    )
+    expect(page.get_by_test_id("step-logs")).to_contain_text("checking 569 rows")
+    shoot(page, "pipeline-run", full_page=True)
+
+    succeeded = next(r for r in runs if r["status"] == "succeeded")
+    page.goto(f"{ui_url}/pipelines/runs/{succeeded['id']}")
+    expect(
+        page.get_by_test_id("pipeline-dag").locator('[data-status="succeeded"]').first
+    ).to_be_visible()
+    page.get_by_test_id("pipeline-dag").locator('[data-step="compare"]').click()
+    expect(page).to_have_url(re.compile(r"step=compare"))
+    expect(page.get_by_test_id("step-logs")).to_contain_text("threshold")
+
+    page.goto(f"{ui_url}/pipelines?tab=triggers")
+    triggers = page.get_by_test_id("pipeline-triggers")
+    expect(triggers).to_contain_text("cron 0 3 * * *")
+    expect(triggers).to_contain_text("each new version of cancer-mini")
+    shoot(page, "pipeline-triggers")
+    page.get_by_role("tab", name="Firings").click()
+    firings = page.get_by_test_id("pipeline-firings")
+    expect(firings).to_contain_text("new data cancer-mini@2")
+    fired = api(ui_url, "/api/v1/pipelines/firings")["firings"][0]
+    expect(firings).to_contain_text(fired["pipeline_run_id"][:12])
+
+
+def test_deployment_split_traffic_and_history(page: Page, ui_url: str) -> None:
+    page.goto(f"{ui_url}/deployments")
+    page.get_by_test_id("deployments").get_by_role("link", name="cancer-prod").click()
+    split = page.get_by_test_id("traffic-split")
+    expect(split).to_contain_text("primary 70%")
+    expect(split).to_contain_text("canary 30%")
+    expect(split).to_contain_text("cancer-mini@champion → v1")
+    traffic = api(ui_url, "/api/v1/ui/deployments/cancer-prod/traffic")
+    assert traffic["requests"] == 180  # 360 rows, two per request, from the serve session
+    assert set(traffic["series"]) == {"primary", "canary"}
+    summary = page.get_by_test_id("traffic-summary")
+    expect(summary).to_contain_text("180 requests (360 rows)")
+    expect(summary).to_contain_text(f"canary {traffic['series']['canary']['total']}")
+    charts = page.get_by_test_id("traffic").get_by_test_id("metric-chart")
+    expect(charts).to_have_count(2)
+    expect(charts.first).to_have_attribute("data-drawn", "true")
+    expect(charts.last).to_have_attribute("data-series", "4")  # p50 and p99 per variant
+    expect(page.get_by_test_id("errors-note")).to_contain_text("not written to the prediction log")
+    history = page.get_by_test_id("rollout-history")
+    expect(history).to_contain_text("canary started")
+    expect(history).to_contain_text("30% of traffic to cancer-mini version 2")
+    shoot(page, "deployment", full_page=True)
+
+
+def test_monitoring_drift_distributions_quality_and_alerts(page: Page, ui_url: str) -> None:
+    page.goto(f"{ui_url}/monitoring")
+    expect(page.get_by_test_id("alerts")).to_contain_text("dataset drift")
+    page.get_by_test_id("monitors").get_by_role("link", name="cancer-mon").click()
+    chart = page.get_by_test_id("metric-chart")
+    expect(chart).to_have_attribute("data-series", "5")  # one line per feature
+    expect(chart).to_have_attribute("data-drawn", "true")
+    runs = api(ui_url, "/api/v1/monitors/cancer-mon/runs")["runs"]
+    assert [r["dataset_drift"] for r in runs] == [True, False, False]  # newest first
+    expect(page.get_by_test_id("drift-verdict")).to_contain_text("Dataset drift")
+    shifted = page.locator('[data-column="mean radius"]')
+    expect(shifted).to_contain_text("drifted")
+    expect(shifted.locator("svg rect.ref")).to_have_count(21)
+    shoot(page, "monitoring-drift", full_page=True)
+
+    page.get_by_label("Monitor run").select_option(str(runs[-1]["id"]))
+    expect(page).to_have_url(re.compile(rf"run={runs[-1]['id']}"))
+    expect(page.get_by_test_id("drift-verdict")).to_contain_text("No dataset drift")
+
+    page.get_by_role("tab", name="Data quality").click()
+    expect(page.get_by_test_id("quality")).to_contain_text("missing share")
+    page.get_by_role("tab", name="Model quality").click()
+    performance = page.get_by_test_id("performance")
+    expect(performance).to_contain_text("accuracy")
+    expect(page.locator("main")).to_contain_text("120 labelled rows")
+    shoot(page, "monitoring-quality", full_page=True)
+    page.get_by_role("tab", name="Alerts").click()
+    expect(page.get_by_test_id("alerts")).to_contain_text("critical")

@@ -166,6 +166,30 @@ export const metricHistory = (
 ) =>
   get<History>("/api/v1/ui/metric-history", { run_id: runId, key, x, max_points: maxPoints }, signal);
 
+export const metricHistories = (runId: string, x: string, maxPoints = 1500, signal?: AbortSignal) =>
+  get<{ histories: History[] }>("/api/v1/ui/metric-histories", { run_id: runId, x, max_points: maxPoints }, signal).then(
+    (answer) => answer.histories,
+  );
+
+const prefetched = new Map<string, Promise<History[]>>();
+
+/** Starts reading a run's histories before the run itself has arrived (the run page asks both at once). */
+export function prefetchHistories(runId: string, x: string): void {
+  const key = `${runId}\n${x}`;
+  if (!prefetched.has(key)) prefetched.set(key, metricHistories(runId, x));
+}
+
+/** The prefetched histories when there are some, else a fresh request. */
+export function takeHistories(runId: string, x: string, signal?: AbortSignal): Promise<History[]> {
+  const key = `${runId}\n${x}`;
+  const found = prefetched.get(key);
+  if (found) {
+    prefetched.delete(key);
+    return found;
+  }
+  return metricHistories(runId, x, 1500, signal);
+}
+
 export function artifactUrl(runId: string, path: string): string {
   return `/api/v1/runs/${encodeURIComponent(runId)}/artifacts/${path
     .split("/")

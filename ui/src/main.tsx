@@ -20,10 +20,16 @@ const RunPage = lazy(() => import("./views/RunPage"));
 const Compare = lazy(() => import("./views/Compare"));
 const Data = lazy(() => import("./views/Data"));
 const Models = lazy(() => import("./views/Models"));
-const Ops = lazy(() => import("./views/Ops"));
+const Pipelines = lazy(() => import("./views/Pipelines"));
+const Deployments = lazy(() => import("./views/Deployments"));
+const Monitoring = lazy(() => import("./views/Monitoring"));
 const Login = lazy(() => import("./views/Login"));
 
-export type Me = { user?: { name?: string; username?: string } | string; auth?: boolean };
+export type Me = {
+  user?: { name?: string; username?: string } | string;
+  auth?: boolean;
+  csrf_token?: string;
+};
 
 function useSession(): [Me | null | undefined, (me: Me | null) => void] {
   // undefined: still asking; null: auth is on and nobody is logged in.
@@ -36,7 +42,11 @@ function useSession(): [Me | null | undefined, (me: Me | null) => void] {
           : { auth: false }, // a server without auth: everybody may look
       )
       .then(
-        (found) => setMe(found),
+        (found) => {
+          // A reload keeps the session cookie: the CSRF token comes back with /me.
+          if (found.csrf_token) setCsrfToken(found.csrf_token);
+          setMe(found);
+        },
         (error: unknown) => {
           if (error instanceof ApiError && error.status === 401) setMe(null);
           else setMe({ auth: false });
@@ -110,9 +120,9 @@ function Shell() {
             <Route path="/compare" element={<Compare />} />
             <Route path="/data/*" element={<Data />} />
             <Route path="/models/*" element={<Models />} />
-            <Route path="/pipelines" element={<Ops kind="pipelines" />} />
-            <Route path="/deployments" element={<Ops kind="deployments" />} />
-            <Route path="/monitoring" element={<Ops kind="monitors" />} />
+            <Route path="/pipelines/*" element={<Pipelines />} />
+            <Route path="/deployments/*" element={<Deployments />} />
+            <Route path="/monitoring/*" element={<Monitoring />} />
             <Route path="*" element={<NotFound />} />
           </Routes>
         </Suspense>

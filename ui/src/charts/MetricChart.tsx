@@ -35,6 +35,16 @@ export function smooth(ys: (number | null)[], weight: number): (number | null)[]
   });
 }
 
+/** The x range to draw: the data's own, or one unit either side of a single instant or step. */
+export function narrowRange(min: number | null, max: number | null, pad: number): [number, number] {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  if (max - min < pad) {
+    const mid = (min + max) / 2;
+    return [mid - pad, mid + pad];
+  }
+  return [min, max];
+}
+
 function drawn(root: HTMLElement, started: number) {
   // Tests and the benchmark read how long the chart took from data prep to paint.
   root.dataset.drawn = "true";
@@ -69,7 +79,9 @@ export function MetricChart(props: {
       height,
       title,
       scales: {
-        x: { time: x === "time" },
+        // uPlot widens a range of zero width by orders of magnitude: a series logged
+        // within one instant would stretch across years. Keep such ranges a second wide.
+        x: { time: x === "time", range: (_u, min, max) => narrowRange(min, max, 1) },
         y: log ? { distr: 3 } : {},
       },
       axes: [{ label: x === "time" ? undefined : "step" }, { size: 60 }],

@@ -1,9 +1,11 @@
-// Pipelines, deployments and monitors: their REST routers arrive with their
-// capabilities. Until a server answers for one, its view says so plainly.
-import { get, getCapabilities } from "../api";
-import { Empty, ErrorBox, formatTime, formatValue, Loading, useApi } from "../components/common";
+// Shared by the pipelines, deployments and monitoring views: their APIs are optional
+// (a server may lack one), so each view asks the capabilities route first and says
+// so plainly instead of failing a request.
+import type { ReactNode } from "react";
+import { getCapabilities } from "../api";
+import { Empty, ErrorBox, Loading, useApi } from "../components/common";
 
-type Kind = "pipelines" | "deployments" | "monitors";
+export type Kind = "pipelines" | "deployments" | "monitors";
 
 const TITLES: Record<Kind, string> = {
   pipelines: "Pipelines",
@@ -11,33 +13,19 @@ const TITLES: Record<Kind, string> = {
   monitors: "Monitoring",
 };
 
-const HOW: Record<Kind, string> = {
-  pipelines: "loopline pipeline run pipeline.py",
-  deployments: "loopline deploy create NAME models:/MODEL@champion",
-  monitors: "loopline monitor create NAME --deployment NAME",
-};
-
-type Item = Record<string, unknown>;
-
-function firstList(answer: Record<string, unknown>): Item[] | null {
-  for (const value of Object.values(answer)) if (Array.isArray(value)) return value as Item[];
-  return null;
-}
-
-export default function Ops({ kind }: { kind: Kind }) {
-  const loaded = useApi(
-    async (signal) => {
+/** Draws `children` when this server answers the `kind` API, else an honest empty state. */
+export function WhenServed({ kind, children }: { kind: Kind; children: ReactNode }) {
+  const served = useApi(
+    async () => {
       const { apis } = await getCapabilities();
-      // No list route: this server has no such API (yet), which is not an error.
-      if (!(apis[kind] ?? []).includes(`/api/v1/${kind}`)) return null;
-      return get<Record<string, unknown>>(`/api/v1/${kind}`, undefined, signal);
+      return (apis[kind] ?? []).length > 0;
     },
     [kind],
   );
-  const title = TITLES[kind];
-  if (loaded.error) return <ErrorBox error={loaded.error} />;
-  if (loaded.data === undefined) return <Loading />;
-  if (loaded.data === null)
+  if (served.error) return <ErrorBox error={served.error} />;
+  if (served.data === undefined) return <Loading />;
+  if (!served.data) {
+    const title = TITLES[kind];
     return (
       <section>
         <h1>{title}</h1>
@@ -49,49 +37,20 @@ export default function Ops({ kind }: { kind: Kind }) {
         </Empty>
       </section>
     );
-  const items = firstList(loaded.data) ?? [];
-  return (
-    <section>
-      <h1>{title}</h1>
-      {items.length === 0 ? (
-        <Empty title={`No ${kind} yet`}>
-          <p>
-            <code>{HOW[kind]}</code>
-          </p>
-        </Empty>
-      ) : (
-        <ItemTable items={items} />
-      )}
-    </section>
-  );
+  }
+  return <>{children}</>;
 }
 
-function ItemTable({ items }: { items: Item[] }) {
-  const keys = [...new Set(items.flatMap((i) => Object.keys(i)))].filter((k) =>
-    items.some((i) => i[k] === null || typeof i[k] !== "object"),
-  );
-  return (
-    <table className="grid" data-testid="ops-table">
-      <thead>
-        <tr>
-          {keys.map((k) => (
-            <th key={k}>{k}</th>
-          ))}
-        </tr>
-      </thead>
-      <tbody>
-        {items.map((item, i) => (
-          <tr key={i}>
-            {keys.map((k) => (
-              <td key={k}>
-                {/_at$|_time$/.test(k) && typeof item[k] === "number"
-                  ? formatTime(item[k] as number)
-                  : formatValue(item[k])}
-              </td>
-            ))}
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
+/** A status as a coloured badge (pipeline, step and firing states, alert severities). */
+export function State({ value }: { value: string }) {
+  return <span className={`badge state-${value.toLowerCase()}`}>{value.replace(/_/g, " ")}</span>;
+}
+
+export function durationMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return "";
+  if (ms < 1000) return `${ms} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${Math.round(s % 60)}s`;
+  return `${Math.floor(s / 3600)}h ${Math.round((s % 3600) / 60)}m`;
 }

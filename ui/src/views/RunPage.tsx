@@ -1,5 +1,5 @@
 import { Link, useParams } from "react-router-dom";
-import { get, metricHistory, metricNumber, type ArtifactFile, type History, type Run } from "../api";
+import { get, metricNumber, prefetchHistories, takeHistories, type ArtifactFile, type History, type Run } from "../api";
 import { LazyMetricChart } from "../charts/Lazy";
 import { Artifacts } from "../components/Artifacts";
 import { ChartControls, useChartSettings } from "../components/ChartControls";
@@ -28,6 +28,12 @@ const TABS: [string, string][] = [
 export default function RunPage() {
   const { runId = "" } = useParams();
   const tab = useTab(TABS);
+  const [x] = useParam("x", "step");
+  if (tab === "metrics") {
+    // The run and its curves are read at once, and the chart code loads meanwhile.
+    prefetchHistories(runId, x);
+    void import("../charts/MetricChart");
+  }
   const loaded = useApi(
     (signal) => get<{ run: Run }>(`/api/v1/runs/${encodeURIComponent(runId)}`, undefined, signal),
     [runId],
@@ -150,10 +156,12 @@ function Metrics({ run }: { run: Run }) {
   const keys = Object.keys(run.data.metrics)
     .sort()
     .filter((k) => k.toLowerCase().includes(needle.toLowerCase()));
-  const histories = useApi(
-    (signal) => Promise.all(keys.map((k) => metricHistory(run.info.run_id, k, settings.x, 1500, signal))),
-    [run.info.run_id, keys.join("\n"), settings.x],
+  const all = useApi(
+    (signal) => takeHistories(run.info.run_id, settings.x, signal),
+    [run.info.run_id, settings.x],
   );
+  const wanted = new Set(keys);
+  const histories = { ...all, data: all.data?.filter((h) => wanted.has(h.key)) };
   if (Object.keys(run.data.metrics).length === 0) return <Empty title="This run logged no metrics" />;
   return (
     <div>

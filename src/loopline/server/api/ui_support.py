@@ -8,22 +8,22 @@ Method      Path (under /api/v1/ui)                           What
 ==========  ================================================  ==========================================
 GET         /capabilities                                     which optional APIs this server answers
 GET         /metric-history?run_id=&key=&max_points=&x=       one metric, downsampled with LTTB
+GET         /metric-histories?run_id=&max_points=&x=          every metric of a run, each downsampled
 GET         /metric-counts?run_ids=                           how many points each metric of these runs has
 GET         /runs?experiment_ids=&filter=&order_by=&view=      every matching run, in a compact table
 GET         /data/diff?a=&b=                                  files, rows and columns changed
 GET         /data/profile?ref=                                a version's schema and profile
 GET         /data/lineage?ref= or ?run_id=                    runs and models that used a version / what a run read
+GET         /deployments/{name}/traffic?hours=&buckets=       requests and latency per variant over time
 ==========  ================================================  ==========================================
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -113,27 +113,36 @@ def lttb(x: npt.ArrayLike, y: npt.ArrayLike, n: int) -> npt.NDArray[np.intp]:
 def capabilities(request: Request) -> Response:
     # The UI asks before it draws a view, so a missing API is an empty state and not a
     # failed request in the browser's console.
+    # The OpenAPI document lists every route however routers were included (newer
+    # FastAPI versions nest included routers instead of copying their routes).
     found: dict[str, list[str]] = {name: [] for name in OPTIONAL_APIS}
-    for route in request.app.routes:
-        if not isinstance(route, APIRoute) or "GET" not in (route.methods or ()):
+    for path, operations in request.app.openapi().get("paths", {}).items():
+        if "get" not in operations:
             continue
         for name in OPTIONAL_APIS:
             prefix = f"/api/v1/{name}"
-            if route.path == prefix or route.path.startswith(prefix + "/"):
-                found[name].append(route.path)
+            if path == prefix or path.startswith(prefix + "/"):
+                found[name].append(path)
     return json_response({"apis": found})
 
 
-def _finite_or_none(values: Sequence[float]) -> list[float | None]:
-    # JSON has no NaN or infinity; a gap in the chart says the same thing.
-    return [v if math.isfinite(v) else None for v in values]
+def _raw_rows(conn: Connection, query: Any) -> list[Any]:
+    """The DB-API rows of ``query``: for 100,000 plain tuples SQLAlchemy's per-row
+    processing costs as much as the read itself, and these columns need none."""
+    result = conn.execute(query)
+    try:
+        rows: list[Any] = list(result.cursor.fetchall())
+    finally:
+        result.close()
+    return rows
 
 
 def _points(svc: TrackingService, run_id: str, key: str) -> npt.NDArray[np.float64]:
     """Every point of a metric as rows of (step, timestamp, value), in step order.
 
-    Straight from SQL into float columns (timestamps in ms are exact in a double):
-    100,000 metric objects would cost more than the query.
+    Straight from SQL into float columns (timestamps in ms are exact in a double).
+    Ties on a step keep their logging order: ``(run_id, key, step)`` is indexed, and
+    ordering by anything but ``id`` after it would sort in a temporary tree.
     """
     import numpy as np
     import sqlalchemy as sa
@@ -144,16 +153,17 @@ def _points(svc: TrackingService, run_id: str, key: str) -> npt.NDArray[np.float
     query = (
         sa.select(metrics.c.step, metrics.c.timestamp, metrics.c.value)
         .where(metrics.c.run_id == run_id, metrics.c.key == key)
-        .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
+        .order_by(metrics.c.step, metrics.c.id)
     )
     with svc.db.read() as conn:
-        rows = conn.execute(query).all()
-    table = np.empty((len(rows), 3))
-    table[:, 0] = np.fromiter((r[0] for r in rows), np.float64, len(rows))
-    table[:, 1] = np.fromiter((r[1] for r in rows), np.float64, len(rows))
-    # A stored NaN reads back as None: a float array turns it back into NaN.
-    table[:, 2] = np.array([r[2] for r in rows], dtype=np.float64)
-    return table
+        rows = _raw_rows(conn, query)
+    if not rows:
+        return np.empty((0, 3))
+    try:
+        packed = np.fromiter(rows, dtype=[("s", "f8"), ("t", "f8"), ("v", "f8")], count=len(rows))
+        return packed.view(np.float64).reshape(len(rows), 3)
+    except TypeError:  # a stored NaN reads back as None: the slower path turns it into NaN
+        return np.array(rows, dtype=np.float64).reshape(len(rows), 3)
 
 
 def _history(
@@ -162,8 +172,11 @@ def _history(
     import numpy as np
 
     points = _points(svc, run_id, key)
+    if x == "time":  # LTTB walks x in order: by time, points logged out of step order move
+        points = points[np.argsort(points[:, 1], kind="stable")]
     steps, stamps, values = points[:, 0], points[:, 1], points[:, 2]
     keep = lttb(steps if x == "step" else stamps, values, max_points)
+    kept = values[keep]
     return {
         "run_id": run_id,
         "key": key,
@@ -171,7 +184,8 @@ def _history(
         "nonfinite": int((~np.isfinite(values)).sum()),
         "steps": steps[keep].astype(np.int64).tolist(),
         "timestamps": stamps[keep].astype(np.int64).tolist(),
-        "values": _finite_or_none(values[keep].tolist()),
+        # JSON has no NaN or infinity; a gap in the chart says the same thing.
+        "values": np.where(np.isfinite(kept), kept, np.nan).tolist(),
     }
 
 
@@ -184,6 +198,34 @@ async def metric_history(
     x: Literal["step", "time"] = "step",
 ) -> Response:
     return json_response(await run_in_threadpool(_history, svc, run_id, key, max_points, x))
+
+
+def _histories(svc: TrackingService, run_id: str, max_points: int, x: str) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    from loopline.store.metadata.schema import latest_metrics
+
+    query = (
+        sa.select(latest_metrics.c.key)
+        .where(latest_metrics.c.run_id == run_id)
+        .order_by(latest_metrics.c.key)
+    )
+    with svc.db.read() as conn:
+        keys = list(conn.execute(query).scalars())
+    return [_history(svc, run_id, key, max_points, x) for key in keys]
+
+
+@router.get(
+    "/metric-histories", summary="Every metric of a run, each downsampled (one request per page)"
+)
+async def metric_histories(
+    svc: ServiceDep,
+    run_id: str,
+    max_points: Annotated[int, Query(ge=3, le=MAX_POINTS)] = 2000,
+    x: Literal["step", "time"] = "step",
+) -> Response:
+    found = await run_in_threadpool(_histories, svc, run_id, max_points, x)
+    return json_response({"run_id": run_id, "histories": found})
 
 
 def _metric_counts(svc: TrackingService, run_ids: list[str]) -> dict[str, int]:
@@ -219,9 +261,6 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
 
 
-Values = dict[str, dict[str, Any]]
-
-
 def _experiment_ints(experiment_ids: list[str]) -> list[int]:
     try:
         return [int(e) for e in experiment_ids]
@@ -229,10 +268,41 @@ def _experiment_ints(experiment_ids: list[str]) -> list[int]:
         raise NotFoundError(f"no experiment has the id {experiment_ids!r}") from None
 
 
+class Values:
+    """Values of one table (params, metrics or tags) per run, in shared key order."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.keys = sorted({row[1] for row in rows})
+        index = {key: i for i, key in enumerate(self.keys)}
+        width = len(self.keys)
+        self.by_run: dict[str, list[Any]] = {}
+        by_run = self.by_run
+        for run_id, key, value in rows:
+            found = by_run.get(run_id)
+            if found is None:
+                found = by_run[run_id] = [None] * width
+            found[index[key]] = value
+
+    @classmethod
+    def none(cls) -> Values:
+        return cls([])
+
+    def only(self, run_ids: set[str]) -> Values:
+        """The values of these runs, keyed only by what they have."""
+        kept = [
+            (run_id, key, value)
+            for run_id, values in self.by_run.items()
+            if run_id in run_ids
+            for key, value in zip(self.keys, values, strict=True)
+            if value is not None
+        ]
+        return Values(kept)
+
+
 def _values(
     conn: Connection, table: Any, experiments: list[int], run_ids: list[str] | None, cut: int = 0
 ) -> Values:
-    """``{run_id: {key: value}}`` of these runs, or of every run of these experiments.
+    """The values of these runs, or of every run of these experiments.
 
     Reading a whole experiment by an indexed join rather than by a list of 10,000 run
     ids keeps the statement small; values of runs a filter left out go unused.
@@ -249,13 +319,7 @@ def _values(
         query = query.join(runs, runs.c.id == table.c.run_id).where(
             runs.c.experiment_id.in_(experiments)
         )
-    found: Values = {}
-    for run_id, key, val in conn.execute(query):
-        per_run = found.get(run_id)
-        if per_run is None:
-            per_run = found[run_id] = {}
-        per_run[key] = val
-    return found
+    return Values(_raw_rows(conn, query))
 
 
 def _search_all(
@@ -295,7 +359,9 @@ def _search_all(
         ids = [row[0] for row in rows] if limit < MAX_RUNS else None
         metric_values = _values(conn, latest_metrics, experiments, ids)
         param_values = _values(conn, params, experiments, ids)
-        tag_values = _values(conn, tags, experiments, ids, TAG_CELL_CHARS) if with_tags else {}
+        tag_values = (
+            _values(conn, tags, experiments, ids, TAG_CELL_CHARS) if with_tags else Values.none()
+        )
         tag_keys = _tag_keys(conn, experiments) if not with_tags else []
     table = _runs_table(rows, metric_values, param_values, tag_values)
     if not with_tags:
@@ -329,44 +395,41 @@ def _runs_table(
     """Runs as rows of positional values under shared column names (a fraction of the bytes).
 
     ``rows`` are search rows: id, experiment, name, status, start, end, user, ..., parent.
+    Metric values go out as they are: orjson writes NaN and infinity as null.
     """
-    ids = [row[0] for row in rows]
-    empty: dict[str, Any] = {}
-    metric_keys = sorted({k for i in ids for k in metric_values.get(i, empty)})
-    param_keys = sorted({k for i in ids for k in param_values.get(i, empty)})
-    tag_keys = sorted({k for i in ids for k in tag_values.get(i, empty)})
-    out = []
-    for row in rows:
-        run_id = row[0]
-        m = metric_values.get(run_id, empty)
-        p = param_values.get(run_id, empty)
-        t = tag_values.get(run_id, empty)
-        out.append(
-            [
-                run_id,
-                row[2],
-                row[3],
-                row[4],
-                row[5],
-                row[6],
-                str(row[1]),
-                row[8],
-                [p.get(k) for k in param_keys],
-                [_finite(m.get(k)) for k in metric_keys],
-                [t.get(k) for k in tag_keys],
-            ]
-        )
+    ids = {row[0] for row in rows}
+    tables = [
+        v if len(v.by_run) <= len(ids) else v.only(ids)
+        for v in (param_values, metric_values, tag_values)
+    ]
+    params_, metrics_, tags_ = tables
+    no_params = [None] * len(params_.keys)
+    no_metrics = [None] * len(metrics_.keys)
+    no_tags = [None] * len(tags_.keys)
+    p, m, t = params_.by_run, metrics_.by_run, tags_.by_run
+    out = [
+        [
+            row[0],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            str(row[1]),
+            row[8],
+            p.get(row[0], no_params),
+            m.get(row[0], no_metrics),
+            t.get(row[0], no_tags),
+        ]
+        for row in rows
+    ]
     return {
         "fields": list(RUN_FIELDS),
-        "params": param_keys,
-        "metrics": metric_keys,
-        "tags": tag_keys,
+        "params": params_.keys,
+        "metrics": metrics_.keys,
+        "tags": tags_.keys,
         "rows": out,
     }
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 @router.get("/runs", summary="Every run matching a search, as a compact table")
@@ -409,3 +472,109 @@ def data_lineage(data: Data, ref: str | None = None, run_id: str | None = None) 
     from loopline.data.lineage import lineage
 
     return json_response({"lineage": lineage(data, ref, run_id=run_id).to_dict()})
+
+
+# -- deployments -----------------------------------------------------------------------------
+MAX_BUCKETS = 500
+_VARIANTS = ("primary", "canary", "shadow")
+
+
+def _check_deployment(request: Request, name: str) -> None:
+    """A deployment of the caller's project, or a 404 (the log folder is never read blind)."""
+    from loopline.registry.service import RegistryService
+    from loopline.serving.deployments import DeploymentService
+
+    who = caller(request)
+    tracking: TrackingService = request.app.state.service
+    registry = RegistryService(tracking.db, tracking.blobs, user=who.name, project=who.project)
+    DeploymentService(tracking.db, registry, actor=who.name, project=who.project).get(name)
+
+
+def _bucket_width(span_ms: int, buckets: int) -> int:
+    """A round bucket width (1 s, 5 s, 1 min, ...) that fits ``span_ms`` in ``buckets``.
+
+    >>> _bucket_width(10 * 60_000, 60)
+    10000
+    >>> _bucket_width(0, 60)
+    1000
+    """
+    for width in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400):
+        if width * 1000 * buckets >= span_ms:
+            return width * 1000
+    return -(-span_ms // buckets)
+
+
+def _traffic(root: Any, name: str, since_ms: int, buckets: int) -> dict[str, Any]:
+    """Requests and latency per variant over time, from the deployment's prediction log.
+
+    The log holds a row per predicted row and the request's latency on each: one
+    request is its first row. Failed requests are not logged, so errors are unknown here.
+    """
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from loopline import predlog
+
+    start = datetime.fromtimestamp(since_ms / 1000, UTC)
+    table = predlog.read_log(
+        root, "predictions", name, start, None, ["request_id", "timestamp", "variant", "latency_ms"]
+    )
+    answer: dict[str, Any] = {"deployment": name, "rows": table.num_rows, "series": {}}
+    if table.num_rows == 0:
+        return {**answer, "requests": 0, "bucket_ms": None, "buckets": []}
+    per_request = table.group_by(["request_id", "variant"]).aggregate(
+        [("timestamp", "min"), ("latency_ms", "max")]
+    )
+    stamps = pc.cast(per_request["timestamp_min"], "int64").to_numpy() // 1000  # us -> ms
+    latency = per_request["latency_ms_max"].to_numpy(zero_copy_only=False).astype(np.float64)
+    variants = per_request["variant"].to_numpy(zero_copy_only=False)
+    first, last = int(stamps.min()), int(stamps.max())
+    width = _bucket_width(last - first + 1, buckets)
+    origin = first - first % width
+    index = (stamps - origin) // width
+    count = int(index.max()) + 1
+    answer.update(requests=len(stamps), bucket_ms=width)
+    answer["buckets"] = [origin + i * width for i in range(count)]
+    for variant in sorted(set(variants.tolist()), key=lambda v: (*_VARIANTS, v).index(v)):
+        mine = variants == variant
+        idx, lat = index[mine], latency[mine]
+        order = np.argsort(idx, kind="stable")
+        idx, lat = idx[order], lat[order]
+        bounds = np.searchsorted(idx, np.arange(count + 1))
+        p50: list[float | None] = []
+        p99: list[float | None] = []
+        for i in range(count):
+            chunk = lat[bounds[i] : bounds[i + 1]]
+            chunk = chunk[np.isfinite(chunk)]
+            p50.append(float(np.percentile(chunk, 50)) if len(chunk) else None)
+            p99.append(float(np.percentile(chunk, 99)) if len(chunk) else None)
+        answer["series"][variant] = {
+            "requests": np.diff(bounds).tolist(),
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "total": int(mine.sum()),
+        }
+    return answer
+
+
+@router.get(
+    "/deployments/{name}/traffic",
+    summary="Requests and latency per variant over time, from the deployment's prediction log",
+)
+async def deployment_traffic(
+    request: Request,
+    name: str,
+    hours: Annotated[float, Query(gt=0, le=24 * 90)] = 24.0,
+    buckets: Annotated[int, Query(ge=1, le=MAX_BUCKETS)] = 60,
+) -> Response:
+    import time
+
+    from loopline.config import get_settings
+
+    await run_in_threadpool(_check_deployment, request, name)
+    since = int(time.time() * 1000 - hours * 3_600_000)
+    root = get_settings().predictions_root
+    answer = await run_in_threadpool(_traffic, root, name, since, buckets)
+    return json_response({**answer, "since": since, "errors": None})
