@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+import orjson
 import pytest
 
-from loopline.data.manifest import Entry, Manifest
-from loopline.errors import IntegrityError, InvalidArgumentError
+from loopline.data.manifest import FORMAT, Entry, Manifest
+from loopline.errors import IntegrityError, InvalidArgumentError, UnsafePathError
 
 A = "a" * 64
 B = "b" * 64
@@ -72,3 +75,16 @@ def test_under_selects_a_folder_or_a_file() -> None:
     assert [e.path for e in manifest.under("a/y/")] == ["a/y/z"]
     assert [e.path for e in manifest.under("ab")] == ["ab"]
     assert len(manifest.under("")) == 4
+
+
+@pytest.mark.parametrize("bad", ["../escape.txt", "a/../../escape.txt", "/tmp/escape.txt", "a//b"])
+def test_a_manifest_naming_paths_outside_its_folder_is_refused(bad: str) -> None:
+    data = orjson.dumps(
+        {
+            "format": FORMAT,
+            "kind": "dir",
+            "entries": [["ok.txt", 1, "0" * 64, 0], [bad, 1, "1" * 64, 0]],
+        }
+    )
+    with pytest.raises(UnsafePathError, match=re.escape(repr(bad))):
+        Manifest.from_bytes(data)
