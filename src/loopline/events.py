@@ -27,6 +27,8 @@ import sqlalchemy as sa
 from loopline.store.metadata.schema import events
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from sqlalchemy.engine import Connection
 
     from loopline.store.metadata import Database
@@ -87,9 +89,15 @@ def read_events(
     after_id: int = 0,
     kinds: list[str] | None = None,
     limit: int = 1000,
+    project_ids: Collection[int] | None = None,
 ) -> list[Event]:
-    """Events with ``id > after_id`` in id order; ``kinds`` may end in ``*`` (a prefix)."""
+    """Events with ``id > after_id`` in id order; ``kinds`` may end in ``*`` (a prefix).
+
+    ``project_ids`` keeps only those projects' events (what a caller may read).
+    """
     clauses: list[Any] = [events.c.id > after_id]
+    if project_ids is not None:
+        clauses.append(events.c.project_id.in_(list(project_ids)))
     if kinds:
         ors = [
             events.c.kind.startswith(k[:-1], autoescape=True)

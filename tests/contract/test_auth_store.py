@@ -152,3 +152,26 @@ def test_comments_mentions_notifications_and_audit(store: AuthStore, db: Databas
         )
     assert [e["actor"] for e in collab.audit(actor="u0")] == ["u0", "u0"]
     assert len(list(collab.iter_audit(since=now - 60_000))) == 3
+
+
+def test_the_usage_limit_is_shared_by_every_process_on_the_store(db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from loopline.auth.ratelimit import SharedRateLimiter
+
+    now = [1_000_000.0]
+    # Four "workers", each with its own counts, over one store; limit 40 a minute.
+    workers = [SharedRateLimiter(db, 40, clock=lambda: now[0]) for _ in range(4)]
+
+    def burst(limiter: SharedRateLimiter) -> int:
+        return sum(limiter.hit("user:1") for _ in range(30))
+
+    with ThreadPoolExecutor(4) as pool:
+        allowed = sum(pool.map(burst, workers))
+    # Alone each would allow 30 (120 in all); shared, about the limit (each worker may
+    # overshoot by the hits it has not synced yet: a tenth of the limit).
+    assert 40 <= allowed <= 40 + 4 * 4
+    assert not any(w.hit("user:1") for w in workers)
+    assert workers[0].hit("user:2")  # other users are not affected
+    now[0] += 60.0  # the next window starts from zero
+    assert all(w.hit("user:1") for w in workers)

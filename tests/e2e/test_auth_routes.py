@@ -307,3 +307,22 @@ def test_security_headers_are_on_every_answer(env: Env) -> None:
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["x-frame-options"] == "DENY"
     assert "default-src 'self'" in answer.headers["content-security-policy"]
+
+
+def test_the_event_log_shows_only_projects_the_caller_can_read(env: Env) -> None:
+    store = env.app.state.auth.store
+    store.create_project("hidden", actor="root")
+    env.app.state.service.for_user("root", "hidden").create_experiment("private-plans")
+    env.app.state.service.for_user("root", "default").create_experiment("public-plans")
+
+    def names(who: str) -> set[str]:
+        with env.client(who) as client:
+            answer = client.get("/api/v1/events", params={"kinds": "experiment.*"})
+        assert answer.status_code == 200, answer.text
+        return {str(e["entity_id"]) + str(e["payload"]) for e in answer.json()["events"]}
+
+    seen_by_viewer = " ".join(names("viewer"))
+    assert "public-plans" in seen_by_viewer
+    assert "private-plans" not in seen_by_viewer
+    assert "private-plans" in " ".join(names("root"))
+    assert names("outsider") == set()

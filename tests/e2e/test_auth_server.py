@@ -169,3 +169,38 @@ def test_settings_read_the_auth_switch() -> None:
     assert Settings.from_env({"LOOPLINE_HOME": "/tmp/x"}).auth is None
     assert Settings.from_env({"LOOPLINE_HOME": "/tmp/x", "LOOPLINE_AUTH": "1"}).auth is True
     assert Settings.from_env({"LOOPLINE_HOME": "/tmp/x", "LOOPLINE_AUTH": "no"}).auth is False
+
+
+@pytest.mark.slow  # two worker processes start; the contract test covers the counting fast
+def test_the_per_user_request_limit_holds_across_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "limited"
+    store = AuthStore(Database(Settings(home=home).metadata_url))
+    store.create_user("ana", None)
+    store.set_member("default", "ana", Role.VIEWER, actor="ana")
+    token = store.create_token("ana")[0]
+    store.create_user("bo", None)
+    other = store.create_token("bo")[0]
+    store.db.close()
+    monkeypatch.setenv("LOOPLINE_AUTH", "1")
+    monkeypatch.setenv("LOOPLINE_AUTH_RATE_LIMIT", "10")
+    server = ServerProcess(home, workers=2)
+    try:
+        answers = []
+        for _ in range(25):  # a new connection each time: both workers take some
+            answers.append(
+                httpx.get(
+                    f"{server.url}/api/v1/experiments",
+                    headers={"authorization": f"Bearer {token}"},
+                )
+            )
+        allowed = sum(a.status_code == 200 for a in answers)
+        assert 10 <= allowed <= 10 + 2, allowed
+        refused = next(a for a in answers if a.status_code == 429)
+        assert refused.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+        assert 1 <= int(refused.headers["retry-after"]) <= 61
+        bo = httpx.get(f"{server.url}/api/v1/auth/me", headers={"authorization": f"Bearer {other}"})
+        assert bo.status_code == 200
+    finally:
+        server.stop()

@@ -17,7 +17,9 @@ Order of work for a request when enforcement is on:
 With enforcement off (a laptop's server on loopback), only the security headers
 are added and the routes see the declared ``X-Loopline-User`` as before.
 Failed authentications are rate-limited per client address, logins per address
-and user name; credentials never reach a log line.
+and user name, and every authenticated request per user (``LOOPLINE_AUTH_RATE_LIMIT``
+requests a minute, counted in the metadata store across worker processes; 0 turns it
+off); credentials never reach a log line.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 
 from loopline.auth.credentials import TOKEN_PREFIX, constant_time_equal, digest
 from loopline.auth.principal import ANONYMOUS, Principal
-from loopline.auth.ratelimit import RateLimiter
+from loopline.auth.ratelimit import RateLimiter, SharedRateLimiter
 from loopline.auth.roles import Role
 from loopline.auth.rules import required_role
 from loopline.auth.scope import Ids, ids_in_body, ids_in_path, ids_in_query, projects_of
@@ -54,6 +56,8 @@ CSRF_HEADER = b"x-csrf-token"
 _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_SCANNED_BODY = 64 * 1024 * 1024
 _BASIC_CACHE_SECONDS = 30.0
+DEFAULT_RATE_LIMIT = 6000
+"""Requests a minute per user when ``LOOPLINE_AUTH_RATE_LIMIT`` is unset."""
 _SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -80,6 +84,8 @@ class AuthConfig:
     """Failed authentications per client address."""
     logins: RateLimiter = field(default_factory=lambda: RateLimiter(10, 300.0))
     """Login attempts per client address and user name."""
+    usage: SharedRateLimiter | None = None
+    """Requests per user and minute, shared by the server's processes (None: no cap)."""
     audit: bool = True
     _basic_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
@@ -112,8 +118,23 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
     if enabled is None:
         enabled = bool(Settings.from_env().auth)
     db = app.state.service.db
-    app.state.auth = AuthConfig(enabled=enabled, db=db, store=AuthStore(db), collab=CollabStore(db))
+    limit = _rate_limit()
+    app.state.auth = AuthConfig(
+        enabled=enabled,
+        db=db,
+        store=AuthStore(db),
+        collab=CollabStore(db),
+        usage=SharedRateLimiter(db, limit) if limit else None,
+    )
     app.add_middleware(AuthMiddleware)
+
+
+def _rate_limit() -> int:
+    import os
+
+    # TODO(lead): a Settings field; config.py is the one reader of the environment.
+    text = os.environ.get("LOOPLINE_AUTH_RATE_LIMIT", "").strip()
+    return int(text) if text.isdigit() else DEFAULT_RATE_LIMIT
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -140,9 +161,17 @@ def client_address(scope: Scope) -> str:
 
 
 class _Denied(Exception):
-    def __init__(self, code: str, message: str, status: int, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status: int,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.code, self.message, self.status, self.hint = code, message, status, hint
+        self.retry_after = retry_after
 
 
 class AuthMiddleware:
@@ -175,6 +204,8 @@ class AuthMiddleware:
             response = error_response(denied.code, denied.message, denied.status, denied.hint)
             if denied.status == 401:
                 response.headers["www-authenticate"] = 'Bearer realm="loopline"'
+            if denied.retry_after is not None:
+                response.headers["retry-after"] = str(int(denied.retry_after) + 1)
             await response(scope, receive, recording_send)
         else:
             await self.app(scope, receive, recording_send)
@@ -224,6 +255,8 @@ class AuthMiddleware:
                 "send a token (LOOPLINE_TRACKING_TOKEN or MLFLOW_TRACKING_TOKEN; create one "
                 "with `loopline tokens create`) or sign in",
             )
+        if config.usage is not None:
+            await self._check_usage(config.usage, principal)
         ids = ids_in_path(path)
         ids.update(ids_in_query(scope.get("query_string", b"")))
         body: Any = None
@@ -243,8 +276,9 @@ class AuthMiddleware:
                 403,
                 "ask an administrator",
             )
-        for name in sorted(touched):
-            _require(principal, name, needed)
+        if needed > Role.AUTHENTICATED:  # else being signed in is enough, whatever the project
+            for name in sorted(touched):
+                _require(principal, name, needed)
         if path == "/api/v1/registry/reviews" and method == "POST":
             await self._check_review(config, scope, principal, header_project, body)
         state["caller"] = Caller(principal.name, project, True)
@@ -318,13 +352,27 @@ class AuthMiddleware:
         return found
 
     @staticmethod
+    async def _check_usage(usage: SharedRateLimiter, principal: Principal) -> None:
+        if not await run_in_threadpool(usage.hit, f"user:{principal.user_id}"):
+            wait = usage.retry_after()
+            raise _Denied(
+                "REQUEST_LIMIT_EXCEEDED",
+                f"{principal.name!r} sent more than {usage.limit} requests this minute",
+                429,
+                f"wait {int(wait) + 1} s, or send fewer, larger requests (batches)",
+                retry_after=wait,
+            )
+
+    @staticmethod
     def _failed(config: AuthConfig, address: str) -> None:
         if not config.failed.hit(address):
+            wait = config.failed.retry_after(address)
             raise _Denied(
                 "REQUEST_LIMIT_EXCEEDED",
                 "too many failed authentications from this address",
                 429,
-                f"wait {int(config.failed.retry_after(address)) + 1} s before trying again",
+                f"wait {int(wait) + 1} s before trying again",
+                retry_after=wait,
             )
 
     async def _check_review(

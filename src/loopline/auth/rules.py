@@ -43,6 +43,8 @@ RULES: tuple[tuple[frozenset[str], str, Role], ...] = (
     (_ANY, r"/api/v1/auth/.*", Role.AUTHENTICATED),
     (_ANY, r"/api/v1/tokens(?:/.*)?", Role.AUTHENTICATED),
     (_ANY, r"/api/v1/notifications(?:/.*)?", Role.AUTHENTICATED),
+    # The event log: the route keeps only the projects the caller can read.
+    (_READ, r"/api/v1/events", Role.AUTHENTICATED),
     (_READ, r"/api/v1/projects", Role.AUTHENTICATED),
     (_READ, r"/(?:docs|redoc|openapi\.json)(?:/.*)?", Role.AUTHENTICATED),
     (_READ, r"/api/3\.0/mlflow/server-info|/ajax-api/3\.0/mlflow/server-info", Role.AUTHENTICATED),

@@ -19,9 +19,18 @@ from loopline.errors import UnauthenticatedError
 if TYPE_CHECKING:
     from loopline.auth.middleware import AuthConfig
     from loopline.auth.principal import Principal
+    from loopline.store.metadata import Database
     from loopline.tracking.service import TrackingService
 
-__all__ = ["Caller", "auth_config", "auth_enabled", "caller", "principal", "service"]
+__all__ = [
+    "Caller",
+    "auth_config",
+    "auth_enabled",
+    "caller",
+    "principal",
+    "readable_project_ids",
+    "service",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +82,30 @@ def service(request: Request) -> TrackingService:
     who = caller(request)
     base: TrackingService = request.app.state.service
     return base.for_user(who.name, who.project)
+
+
+def readable_project_ids(request: Request, db: Database) -> list[int] | None:
+    """Ids of the projects the caller may read; None when they may read every project.
+
+    With enforcement off, or for server administrators, nothing is hidden; otherwise
+    only projects where the caller is at least a viewer (possibly none).
+    """
+    if not auth_enabled(request):
+        return None
+    found = principal(request)
+    if found is None:
+        raise UnauthenticatedError("this server requires authentication")
+    if found.is_admin:
+        return None
+    import sqlalchemy as sa
+
+    from loopline.auth.roles import Role
+    from loopline.store.metadata.schema import projects
+
+    names = [name for name, role in found.roles.items() if role >= Role.VIEWER]
+    if not names:
+        return []
+    with db.read() as conn:
+        return list(
+            conn.execute(sa.select(projects.c.id).where(projects.c.name.in_(names))).scalars()
+        )

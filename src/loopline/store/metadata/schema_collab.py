@@ -21,8 +21,10 @@ __all__ = [
     "notification_cursors",
     "project_members",
     "project_policies",
+    "rate_counters",
     "sessions",
     "users",
+    "webhooks",
 ]
 
 users = sa.Table(
@@ -124,4 +126,31 @@ audit_log = sa.Table(
     sa.Column("origin", sa.String(64), nullable=False, server_default=""),
     sa.Column("user_agent", sa.String(512), nullable=False, server_default=""),
     sa.Index(None, "actor", "created_at"),
+)
+
+# Requests per user and fixed window, summed over every server process on the store.
+rate_counters = sa.Table(
+    "rate_counters",
+    metadata,
+    sa.Column("key", sa.String(128), primary_key=True),
+    sa.Column("window_start", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hits", sa.Integer, nullable=False),
+)
+
+# Where a user's notifications (user_id set) or a project's (project_id set) are POSTed.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("project_id", sa.Integer, sa.ForeignKey("projects.id"), nullable=True),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    # The last event id handed to a deliverer: claimed by compare-and-set, so one
+    # server process delivers each event once however many run.
+    sa.Column("cursor", sa.BigInteger, nullable=False),
+    sa.Column("delivered", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.String(500), nullable=False, server_default=""),
 )

@@ -1,5 +1,5 @@
 """Collaboration: users, API tokens, sessions, project memberships and policies, comments,
-notification cursors, the audit log.
+notification cursors, the audit log, shared rate counters, webhooks.
 
 Revision ID: 0007
 Revises: 0006
@@ -139,9 +139,36 @@ def upgrade() -> None:
             batch_op.f("ix_audit_log_actor_created_at"), ["actor", "created_at"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_audit_log_created_at"), ["created_at"], unique=False)
+    op.create_table(
+        "rate_counters",
+        sa.Column("key", sa.String(length=128), nullable=False),
+        sa.Column("window_start", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("hits", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("key", "window_start", name=op.f("pk_rate_counters")),
+    )
+    op.create_table(
+        "webhooks",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("project_id", sa.Integer(), nullable=True),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("created_by", sa.String(length=256), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("cursor", sa.BigInteger(), nullable=False),
+        sa.Column("delivered", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("failed", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("last_error", sa.String(length=500), server_default="", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], name=op.f("fk_webhooks_project_id_projects")
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_webhooks_user_id_users")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("webhooks")
+    op.drop_table("rate_counters")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_created_at"))
         batch_op.drop_index(batch_op.f("ix_audit_log_actor_created_at"))
