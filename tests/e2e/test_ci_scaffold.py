@@ -189,3 +189,18 @@ def test_report_on_a_machine_without_a_store_names_the_fix(tmp_path: Path) -> No
     result = _run([*LOOPLINE, "ci", "report"], tmp_path, env)
     assert result.returncode == 1
     assert "LOOPLINE_TRACKING_URI" in result.stderr
+
+
+def test_a_missing_dataset_version_and_an_unknown_metric_name_the_fix(
+    project: tuple[Path, dict[str, str]],
+) -> None:
+    root, env = project
+    base = [*LOOPLINE, "pipeline", "run", "pipeline.py", "-x", "inline"]
+    missing = _run([*base, "-p", "train_ref=churn-train@pinned"], root, env)
+    assert missing.returncode == 1
+    assert "churn-train" in missing.stderr
+    assert "hint:" in missing.stderr
+    unknown = _run([*base, "-t", "recall_at_k=>= 0.5"], root, env)
+    assert unknown.returncode != 0
+    assert "unknown metric 'recall_at_k'" in unknown.stderr
+    assert "auc, accuracy" in unknown.stderr  # the hint lists what exists
