@@ -374,7 +374,6 @@ def verify_store(body: VerifyIn, data: Data, request: Request) -> Response:
             "verify the whole store",
             "verify one of your versions: `loopline data verify NAME@REF`",
         )
-
     return json_response(verify(data, body.ref).to_dict())
 
 
@@ -389,7 +388,10 @@ def _uploads_dir(data: DataService) -> Path:
 
 
 def _chunk_size(request: Request) -> int:
-    limit: int = getattr(request.app.state, "max_body_bytes", UPLOAD_CHUNK * 2)
+    """Half the request limit (headers and retries need room), at most :data:`UPLOAD_CHUNK`."""
+    limit: int | None = getattr(request.app.state, "max_body_bytes", None)
+    if not limit:  # no limit
+        return UPLOAD_CHUNK
     return max(64 << 10, min(UPLOAD_CHUNK, limit // 2))
 
 
