@@ -18,14 +18,12 @@ import httpx
 import pytest
 
 from e2e.conftest import ServerProcess
-from ui.chromium import CHROMIUM, CHROMIUM_ARGS
 from ui.conftest import shoot
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
-    from playwright.sync_api import Page
+    from playwright.sync_api import BrowserContext, Page
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,26 +74,20 @@ def auth_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_page(tmp_path: Path) -> Iterator[Page]:
-    """A tab in its own profile: no cookie of another test's server comes along."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 900},
-        )  # fmt: skip
-        context.set_default_timeout(15_000)
-        tab = context.new_page()
-        errors: list[str] = []
-        tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        tab.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
-        tab.console_errors = errors  # type: ignore[attr-defined]
-        try:
-            yield tab
-            assert errors == [], f"the page logged errors: {errors}"
-        finally:
-            context.close()
+def fresh_page(browser_context: BrowserContext) -> Iterator[Page]:
+    """A tab with no cookies before or after: a session must not leak into other tests."""
+    browser_context.clear_cookies()
+    tab = browser_context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))
+    tab.console_errors = errors  # type: ignore[attr-defined]
+    try:
+        yield tab
+        assert errors == [], f"the page logged errors: {errors}"
+    finally:
+        tab.close()
+        browser_context.clear_cookies()
 
 
 def test_login_runs_csrf_protected_change_and_logout(fresh_page: Page, auth_url: str) -> None:
