@@ -48,6 +48,24 @@ def test_run_show_runs_and_a_cached_rerun() -> None:
     assert [r["id"] for r in listed] == [again["run_id"], first["run_id"]]
 
 
+def test_the_fast_path_and_typer_run_a_pipeline_alike(tmp_path: Path) -> None:
+    # `pipeline run` skips typer; a global option before it (or --help) goes through typer.
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    fast = loopline("pipeline", "run", f"{FLOWS}:sums", "-p", "n=3")
+    assert fast.returncode == 0, fast.stderr
+    typer = loopline(
+        "--tracking-uri", url, "pipeline", "run", f"{FLOWS}:sums", "-p", "n=3", "--json"
+    )
+    assert as_json(typer)["status"] == "succeeded"
+    assert set(as_json(typer)["steps"].values()) == {"succeeded"}  # another store: no cache
+    assert fast.stdout.splitlines()[-1].startswith("pipeline sums: succeeded (run ")
+    helped = loopline("pipeline", "run", "--help")
+    assert helped.returncode == 0
+    assert "--no-cache" in helped.stdout
+    bad = loopline("pipeline", "run", f"{FLOWS}:sums", "--bogus")
+    assert bad.returncode == 2  # typer's usage error
+
+
 def test_exit_codes_failed_step_gate_and_bad_input(tmp_path: Path) -> None:
     failed = loopline("pipeline", "run", f"{FLOWS}:branches", env={"FLOWS_FAIL": "1"})
     assert failed.returncode == 1
@@ -86,14 +104,16 @@ def test_a_failed_gate_exits_3_with_its_report_and_thresholds_come_from_the_cli(
     assert passed.returncode == 0, passed.stderr
 
 
-@pytest.mark.usefixtures("cancer")
 def test_new_data_triggers_a_run_through_the_scheduler(tmp_path: Path) -> None:
+    table = tmp_path / "table.csv"
+    table.write_text("a,b\n1,2\n")
+    assert loopline("data", "add", str(table), "--name", "table").returncode == 0
     scheduled = loopline(
         "pipeline",
         "schedule",
-        f"{FLOWS}:train_and_gate",
+        f"{FLOWS}:count_rows",
         "--on-new-data",
-        "cancer",
+        "table",
         "--executor",
         "inline",
         "--json",
@@ -102,20 +122,18 @@ def test_new_data_triggers_a_run_through_the_scheduler(tmp_path: Path) -> None:
     idle = loopline("scheduler", "--once")
     assert idle.returncode == 0
     assert "0 fired" in idle.stdout
-    from sklearn.datasets import load_breast_cancer
-
-    path = tmp_path / "cancer2.csv"
-    load_breast_cancer(as_frame=True).frame.head(400).to_csv(path, index=False)
-    assert loopline("data", "add", str(path), "--name", "cancer").returncode == 0
+    table.write_text("a,b\n1,2\n3,4\n")
+    assert loopline("data", "add", str(table), "--name", "table").returncode == 0
     fired = loopline("scheduler", "--once")
     assert "1 fired, 1 started" in fired.stdout, fired.stderr
     firings = as_json(loopline("pipeline", "firings", "--json"))
     assert [(f["trigger_id"], f["status"], f["params"]) for f in firings] == [
-        (trigger, "succeeded", {"dataset": "cancer@2"})
+        (trigger, "succeeded", {"dataset": "table@2"})
     ]
     run = as_json(loopline("pipeline", "show", firings[0]["pipeline_run_id"], "--json"))
-    assert run["params"]["dataset"] == "cancer@2"
+    assert run["params"]["dataset"] == "table@2"
     assert run["firing_id"] == firings[0]["id"]
+    assert [s["outputs"]["output"]["kind"] for s in run["steps"]] == ["json"]
 
 
 def test_the_rest_api_lists_runs_steps_and_logs(start_server: Any) -> None:

@@ -71,3 +71,9 @@ def test_a_new_dataset_version_fires_a_trigger_through_the_running_server(
     assert [(s["name"], s["status"]) for s in run["steps"]] == [("rows", "succeeded")]
     time.sleep(2.5)  # another tick of the scheduler (every 2 s) fires nothing new
     assert len(_firings(server.url)) == 1
+
+
+def test_the_command_line_offers_the_flag(tmp_path: Path) -> None:
+    helped = loopline(tmp_path, "server", "--help")
+    assert helped.returncode == 0
+    assert "--scheduler" in helped.stdout

@@ -29,7 +29,7 @@ from loopline.pipelines._errors import (
     PipelineFailedError,
 )
 from loopline.pipelines.fingerprint import cache_key, code_digest, env_fingerprint
-from loopline.pipelines.store import PipelineStore, RunRecord, now_ms
+from loopline.pipelines.store import PipelineStore, RunRecord, StepWrite, now_ms
 from loopline.pipelines.worker import Task, TaskResult, load_function, run_task
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ class Runner:
         self.children: dict[str, str] = {}
         self.errors: dict[str, TaskResult] = {}
         self._ops: list[Callable[[Connection], None]] = []
+        self._step_writes: list[StepWrite] = []
         self._writes: RunWrites | None = None
 
     # -- set-up ----------------------------------------------------------------------
@@ -237,7 +238,7 @@ class Runner:
             firing_id=self.firing_id,
             edges=edges,
         )
-        self._ops.append(create)
+        self._op(create)
 
     # -- buffered writes -----------------------------------------------------------------
     @property
@@ -250,18 +251,27 @@ class Runner:
         return self._writes
 
     def _step(self, name: str, values: dict[str, Any], **extra: Any) -> None:
-        """Buffer a change of step ``name`` (see :meth:`PipelineStore.update_step_in`)."""
-        self._ops.append(
-            functools.partial(
-                self.store.update_step_in, run_id=self.run_id, name=name, values=values, **extra
+        """Buffer a change of step ``name`` (see :class:`StepWrite`)."""
+        self._step_writes.append(StepWrite(name, values, **extra))
+
+    def _op(self, op: Callable[[Connection], None]) -> None:
+        """Buffer another write, after the step changes buffered so far."""
+        self._seal()
+        self._ops.append(op)
+
+    def _seal(self) -> None:
+        if self._step_writes:
+            writes, self._step_writes = self._step_writes, []
+            self._ops.append(
+                functools.partial(self.store.update_steps_in, run_id=self.run_id, writes=writes)
             )
-        )
 
     def flush(self) -> None:
         """Store what is buffered: tracked runs first (step rows name them), then the rest."""
         if self._writes is not None and len(self._writes):
             batch, self._writes = self._writes, None
             self.svc.write(batch)
+        self._seal()
         ops, self._ops = self._ops, []
         self.store.apply(ops)
 
@@ -597,7 +607,7 @@ class Runner:
             for name, state in self.states.items():
                 if state in ("running", "pending"):
                     self._step(name, {"status": "killed", "ended_at": now_ms()})
-        self._ops.append(
+        self._op(
             functools.partial(
                 self.store.finish_run_in, run_id=self.run_id, status=status, error=message
             )

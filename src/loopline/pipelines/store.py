@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from loopline.store.metadata import Database
 
-__all__ = ["HOST", "PipelineStore", "RunRecord", "StepRecord", "now_ms"]
+__all__ = ["HOST", "PipelineStore", "RunRecord", "StepRecord", "StepWrite", "now_ms"]
 
 HOST = socket.gethostname()
 STALE_HEARTBEAT_MS = 10 * 60 * 1000
@@ -90,6 +90,19 @@ class StepRecord:
         if logs:
             body["logs"] = self.logs
         return body
+
+
+@dataclass(slots=True)
+class StepWrite:
+    """One buffered change of a step (see :meth:`PipelineStore.update_steps_in`)."""
+
+    name: str
+    values: dict[str, Any]
+    cache: tuple[str, dict[str, Any]] | None = None
+    """(key, outputs): record a cache entry."""
+    artifacts_of: tuple[str, dict[str, tuple[str, int]]] | None = None
+    """(child run, path -> (digest, size)): the child run's files."""
+    edges: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -192,6 +205,7 @@ class PipelineStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._statements: dict[str, Any] = {}
 
     # -- runs ----------------------------------------------------------------------
     def project_id(self, conn: Connection, name: str) -> int:
@@ -331,46 +345,82 @@ class PipelineStore:
     ) -> None:
         """Update a step; with ``cache`` (key, outputs) record a cache entry, with
         ``artifacts_of`` (child run, path -> (digest, size)) the child run's files."""
-        values = dict(values)
-        for key in ("inputs", "outputs"):
-            if key in values:
-                values[f"{key}_json"] = _json(values.pop(key))
-        conn.execute(
-            sa.update(pipeline_steps)
-            .where(pipeline_steps.c.run_id == run_id, pipeline_steps.c.name == name)
-            .values(**values)
+        write = StepWrite(name, values, cache, artifacts_of, list(edges or []))
+        self.update_steps_in(conn, run_id, [write])
+
+    def update_steps_in(self, conn: Connection, run_id: str, writes: list[StepWrite]) -> None:
+        """Several step updates, each kind of row written by one executemany statement.
+
+        Building a SQLAlchemy statement costs more than running it: the statements
+        are built once per store (per set of updated columns) with bound parameters.
+        """
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        cache_rows, file_rows, edges = [], [], []
+        now = now_ms()
+        for write in writes:
+            values = dict(write.values)
+            for key in ("inputs", "outputs"):
+                if key in values:
+                    values[f"{key}_json"] = _json(values.pop(key))
+            row = {f"v_{k}": v for k, v in values.items()} | {"w_run": run_id, "w_name": write.name}
+            by_columns.setdefault(tuple(sorted(values)), []).append(row)
+            if write.cache is not None:
+                key, outputs = write.cache
+                cache_rows.append(
+                    {
+                        "key": key,
+                        "step": write.name,
+                        "outputs_json": _json(outputs),
+                        "run_id": run_id,
+                        "child_run_id": values.get("child_run_id"),
+                        "created_at": now,
+                    }
+                )
+            if write.artifacts_of is not None:
+                child, files = write.artifacts_of
+                file_rows += [
+                    {"root": f"runs/{child}", "path": p, "digest": d, "size": n, "created_at": now}
+                    for p, (d, n) in files.items()
+                ]
+            edges += write.edges
+        for columns, rows in by_columns.items():
+            conn.execute(self._step_update(columns), rows)
+        if cache_rows:
+            keys = [r["key"] for r in cache_rows]
+            conn.execute(sa.delete(pipeline_cache).where(pipeline_cache.c.key.in_(keys)))
+            conn.execute(sa.insert(pipeline_cache), cache_rows)
+        if file_rows:
+            conn.execute(
+                self._statement(
+                    "artifact-delete",
+                    lambda: sa.delete(artifacts).where(
+                        artifacts.c.root == sa.bindparam("root"),
+                        artifacts.c.path == sa.bindparam("path"),
+                    ),
+                ),
+                [{"root": r["root"], "path": r["path"]} for r in file_rows],
+            )
+            conn.execute(sa.insert(artifacts), file_rows)
+        self._edges(conn, edges)
+
+    def _statement(self, name: str, build: Callable[[], Any]) -> Any:
+        found = self._statements.get(name)
+        if found is None:
+            found = self._statements[name] = build()
+        return found
+
+    def _step_update(self, columns: tuple[str, ...]) -> Any:
+        return self._statement(
+            "step-update:" + ",".join(columns),
+            lambda: (
+                sa.update(pipeline_steps)
+                .where(
+                    pipeline_steps.c.run_id == sa.bindparam("w_run"),
+                    pipeline_steps.c.name == sa.bindparam("w_name"),
+                )
+                .values({c: sa.bindparam(f"v_{c}") for c in columns})
+            ),
         )
-        if cache is not None:
-            key, outputs = cache
-            conn.execute(sa.delete(pipeline_cache).where(pipeline_cache.c.key == key))
-            conn.execute(
-                sa.insert(pipeline_cache).values(
-                    key=key,
-                    step=name,
-                    outputs_json=_json(outputs),
-                    run_id=run_id,
-                    child_run_id=values.get("child_run_id"),
-                    created_at=now_ms(),
-                )
-            )
-        if artifacts_of is not None and artifacts_of[1]:
-            child, files = artifacts_of
-            root = f"runs/{child}"
-            conn.execute(
-                sa.delete(artifacts).where(
-                    artifacts.c.root == root, artifacts.c.path.in_(list(files))
-                )
-            )
-            now = now_ms()
-            conn.execute(
-                sa.insert(artifacts),
-                [
-                    {"root": root, "path": p, "digest": d, "size": s, "created_at": now}
-                    for p, (d, s) in files.items()
-                ],
-            )
-        if edges:
-            self._edges(conn, edges)
 
     def cached(self, key: str) -> dict[str, Any] | None:
         with self.db.read() as conn:
