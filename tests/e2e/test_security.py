@@ -174,11 +174,7 @@ def _manifest(path: str, content: bytes) -> bytes:
     return orjson.dumps({"format": FORMAT, "kind": "dir", "entries": [row]})
 
 
-# Found by this test, reported to the data area (src/loopline/server/api/data.py
-# create_version, src/loopline/data/manifest.py Manifest.from_bytes): manifest paths are
-# not checked, so a version listing "../escape.txt" is recorded and `data checkout`
-# writes outside DEST. strict: this fails loudly once fixed, so the mark goes.
-@pytest.mark.xfail(strict=True, reason="manifest paths are not validated (data area)")
+# A version naming a file outside its folder: refused, and never written anywhere.
 def test_a_dataset_version_cannot_name_files_outside_its_folder(site: Site, tmp_path: Path) -> None:
     content = b"pwned\n"
     work = tmp_path / "work"

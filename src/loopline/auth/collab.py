@@ -42,13 +42,27 @@ if TYPE_CHECKING:
 
     from loopline.store.metadata import Database
 
-__all__ = ["COMMENT_TARGETS", "MAX_COMMENT_CHARS", "AuditEntry", "CollabStore", "mentions_in"]
+__all__ = [
+    "COMMENT_TARGETS",
+    "MAX_COMMENT_CHARS",
+    "NOTIFYING_KINDS",
+    "AuditEntry",
+    "CollabStore",
+    "mentions_in",
+    "notification_type",
+]
 
 COMMENT_TARGETS = ("run", "model_version", "dataset_version")
 MAX_COMMENT_CHARS = 20_000
 _MENTION = re.compile(r"(?<![\w@.])@([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
 
 AuditEntry = dict[str, Any]
+
+NOTIFYING_KINDS = sa.or_(
+    events.c.kind.in_(("comment.created", "model.review_requested")),
+    events.c.kind.contains("alert", autoescape=True),  # monitor.alert and any future alerts
+)
+"""The events a notification can come from (a SQL condition on the event log)."""
 
 
 def mentions_in(text: str) -> list[str]:
@@ -201,13 +215,7 @@ class CollabStore:
             names = {r.id: r.name for r in conn.execute(sa.select(projects.c.id, projects.c.name))}
             rows = conn.execute(
                 sa.select(events)
-                .where(
-                    sa.or_(
-                        events.c.kind.in_(("comment.created", "model.review_requested")),
-                        events.c.kind.contains("alert", autoescape=True),
-                    ),
-                    events.c.actor != user,
-                )
+                .where(NOTIFYING_KINDS, events.c.actor != user)
                 .order_by(events.c.id.desc())
                 .limit(limit * 20)
             ).all()
@@ -216,7 +224,7 @@ class CollabStore:
             payload = orjson.loads(row.payload)
             project = names.get(row.project_id, "")
             role = Role.SERVER_ADMIN if is_admin else roles.get(project, Role.OPEN)
-            kind = _notification_type(row.kind, payload, user, role)
+            kind = notification_type(row.kind, payload, user, role)
             if kind is None:
                 continue
             out.append(
@@ -312,9 +320,23 @@ class CollabStore:
             after = int(page[-1]["id"])
 
 
-def _notification_type(kind: str, payload: dict[str, Any], user: str, role: Role) -> str | None:
+def notification_type(
+    kind: str, payload: dict[str, Any], user: str | None, role: Role
+) -> str | None:
+    """What an event is to ``user`` holding ``role`` in its project (None: nothing).
+
+    ``user=None`` asks for a project's feed: every mention counts.
+
+    >>> notification_type("comment.created", {"mentions": ["bo"]}, "bo", Role.VIEWER)
+    'mention'
+    >>> notification_type("model.review_requested", {}, "ana", Role.EDITOR) is None
+    True
+    >>> notification_type("monitor.alert", {}, None, Role.ADMIN)
+    'alert'
+    """
     if kind == "comment.created":
-        return "mention" if user in payload.get("mentions", ()) else None
+        named = payload.get("mentions") or ()
+        return "mention" if (user in named if user is not None else named) else None
     if kind == "model.review_requested":
         return "approval_requested" if role >= Role.MAINTAINER else None
     return "alert" if role >= Role.VIEWER else None

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from loopline.auth.collab import CollabStore
     from loopline.auth.store import AuthStore
+    from loopline.auth.webhooks import Dispatcher
     from loopline.store.metadata import Database
 
 __all__ = ["SESSION_COOKIE", "AuthConfig", "AuthMiddleware", "install_auth"]
@@ -86,6 +87,8 @@ class AuthConfig:
     """Login attempts per client address and user name."""
     usage: SharedRateLimiter | None = None
     """Requests per user and minute, shared by the server's processes (None: no cap)."""
+    webhooks: Dispatcher | None = None
+    """Delivers notifications to webhooks while the app runs."""
     audit: bool = True
     _basic_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
 
@@ -113,6 +116,7 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
     """
     from loopline.auth.collab import CollabStore
     from loopline.auth.store import AuthStore
+    from loopline.auth.webhooks import Dispatcher
     from loopline.config import Settings
 
     if enabled is None:
@@ -125,7 +129,12 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
         store=AuthStore(db),
         collab=CollabStore(db),
         usage=SharedRateLimiter(db, limit) if limit else None,
+        webhooks=Dispatcher(db),
     )
+    # Started and stopped with the app (uvicorn's lifespan), in every worker process:
+    # the dispatcher's claims keep each event to one delivery.
+    app.router.add_event_handler("startup", app.state.auth.webhooks.start)
+    app.router.add_event_handler("shutdown", app.state.auth.webhooks.stop)
     app.add_middleware(AuthMiddleware)
 
 

@@ -43,6 +43,8 @@ RULES: tuple[tuple[frozenset[str], str, Role], ...] = (
     (_ANY, r"/api/v1/auth/.*", Role.AUTHENTICATED),
     (_ANY, r"/api/v1/tokens(?:/.*)?", Role.AUTHENTICATED),
     (_ANY, r"/api/v1/notifications(?:/.*)?", Role.AUTHENTICATED),
+    # Webhooks: one's own, or a project's (the route requires its admin role).
+    (_ANY, r"/api/v1/webhooks(?:/.*)?", Role.AUTHENTICATED),
     # The event log: the route keeps only the projects the caller can read.
     (_READ, r"/api/v1/events", Role.AUTHENTICATED),
     (_READ, r"/api/v1/projects", Role.AUTHENTICATED),

@@ -204,22 +204,30 @@ class AuthStore:
     def _principal(
         self, conn: Connection, row: Any, via: str, csrf: str | None = None
     ) -> Principal:
-        roles = {
-            r.name: Role.parse(r.role)
-            for r in conn.execute(
-                sa.select(projects.c.name, project_members.c.role)
-                .join(projects, projects.c.id == project_members.c.project_id)
-                .where(project_members.c.user_id == row.id)
-            )
-        }
         return Principal(
             name=row.name,
             user_id=row.id,
             is_admin=bool(row.is_admin),
-            roles=roles,
+            roles=self._roles(conn, row.id),
             via=via,
             csrf_token=csrf,
         )
+
+    @staticmethod
+    def _roles(conn: Connection, user_id: int) -> dict[str, Role]:
+        return {
+            r.name: Role.parse(r.role)
+            for r in conn.execute(
+                sa.select(projects.c.name, project_members.c.role)
+                .join(projects, projects.c.id == project_members.c.project_id)
+                .where(project_members.c.user_id == user_id)
+            )
+        }
+
+    def roles_of(self, user_id: int) -> dict[str, Role]:
+        """A user's role in each project they belong to."""
+        with self.db.read() as conn:
+            return self._roles(conn, user_id)
 
     def authenticate_password(self, name: str, password: str) -> Principal | None:
         """The user when the password matches and they are enabled, else None."""

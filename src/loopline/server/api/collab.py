@@ -20,6 +20,8 @@ GET, POST   /comments?entity_type=&entity_id=           comments (Markdown)     
 DELETE      /comments/{id}                              the author, or admin    editor
 GET         /notifications                              my feed                 a sign-in
 POST        /notifications/read                         mark read up to an id   a sign-in
+GET, POST   /webhooks[?project=]                        mine or a project's     a sign-in, admin
+DELETE      /webhooks/{id}                              remove                  its owner, admin
 GET         /audit, /audit/export                       entries; JSON lines     server admin
 ==========  ==========================================  ======================  ==============
 
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
     from loopline.auth.middleware import AuthConfig
     from loopline.auth.principal import Principal
     from loopline.auth.store import AuthStore
+    from loopline.auth.webhooks import WebhookStore
 
 __all__ = ["router"]
 
@@ -427,6 +430,63 @@ def notifications(
 def mark_read(body: ReadUpTo, request: Request, who: CallerDep) -> Response:
     name, _ = _me(request, who)
     _collab(request).mark_read(name, body.up_to_id)
+    return _json({})
+
+
+# -- webhooks -------------------------------------------------------------------------------
+
+
+class NewWebhook(BaseModel):
+    url: str = Field(min_length=1, max_length=2000, description="http(s) URL receiving JSON POSTs")
+    project: str | None = Field(
+        None, max_length=64, description="a project's webhook (its admins); else the caller's"
+    )
+
+
+def _hooks(request: Request) -> WebhookStore:
+    from loopline.auth.webhooks import WebhookStore
+
+    return WebhookStore(_config(request).db)
+
+
+@router.get("/webhooks", summary="My webhooks, or a project's (its admins)")
+def list_webhooks(
+    request: Request,
+    who: CallerDep,
+    project: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    if project is not None:
+        _require(request, project, Role.ADMIN)
+        return _json({"webhooks": _hooks(request).list(project=project)})
+    name, _ = _me(request, who)
+    return _json({"webhooks": _hooks(request).list(user=name)})
+
+
+@router.post(
+    "/webhooks", summary="Send my notifications (or a project's) to a URL", status_code=201
+)
+def add_webhook(body: NewWebhook, request: Request, who: CallerDep) -> Response:
+    name, _ = _me(request, who)
+    if body.project is not None:
+        _require(request, body.project, Role.ADMIN)
+        hook = _hooks(request).add(body.url, project=body.project, actor=name)
+    else:
+        hook = _hooks(request).add(body.url, user=name, actor=name)
+    return _json({"webhook": hook}, 201)
+
+
+@router.delete("/webhooks/{hook_id}", summary="Remove a webhook")
+def remove_webhook(
+    hook_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], request: Request, who: CallerDep
+) -> Response:
+    name, found = _me(request, who)
+    hooks = _hooks(request)
+    hook = hooks.get(hook_id)
+    if hook["project"] is not None:
+        _require(request, hook["project"], Role.ADMIN)
+    elif hook["user"] != name and not (found is not None and found.is_admin):
+        raise NotFoundError(f"webhook {hook_id} does not exist")  # others' are not shown
+    hooks.remove(hook_id)
     return _json({})
 
 
