@@ -149,6 +149,10 @@ def windows(
 class CBPE:
     """Confidence-based performance estimation for classifiers (see the module docstring).
 
+    Windows stream: :meth:`sums` of each batch add up, and :meth:`from_sums` turns
+    the total into the estimate, so a window of any length needs no more memory
+    than a batch. ``to_dict``/``from_dict`` store a fitted calibration.
+
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> p = rng.uniform(size=20_000)
@@ -157,24 +161,32 @@ class CBPE:
     >>> real = metrics(y, (p >= 0.5).astype(int))
     >>> abs(est["accuracy"] - real["accuracy"]) < 0.01, abs(est["f1"] - real["f1"]) < 0.01
     (True, True)
+    >>> halves = CBPE().fit(p, y)
+    >>> total = halves.sums(p[:5000]) + halves.sums(p[5000:])
+    >>> halves.from_sums(total) == est
+    True
     """
 
     def __init__(self, bins: int = 20, threshold: float = 0.5) -> None:
         self.bins = bins
         self.threshold = threshold
         self._map: npt.NDArray[np.float64] | None = None
-        self._classes = 2
+        self.multiclass = False
 
-    def fit(self, proba: Any, y_true: Any, positive: Any = 1) -> CBPE:
-        """Calibrate on a labelled reference: ``proba`` is P(positive) or an (n, k) matrix."""
+    def fit(self, proba: Any, y_true: Any, positive: Any = 1, classes: Any = None) -> CBPE:
+        """Calibrate on a labelled reference: ``proba`` is P(positive) or an (n, k) matrix
+        whose columns are ``classes`` (default: the sorted labels)."""
         import numpy as np
 
         pr = np.asarray(proba, dtype=float)
         y = np.asarray(y_true)
         if pr.ndim == 2:
-            self._classes = pr.shape[1]
+            self.multiclass = True
             conf = pr.max(axis=1)
-            hit = (pr.argmax(axis=1) == np.searchsorted(np.unique(y), y)).astype(float)
+            if classes is not None:
+                hit = (np.asarray(classes)[pr.argmax(axis=1)] == y).astype(float)
+            else:
+                hit = (pr.argmax(axis=1) == np.searchsorted(np.unique(y), y)).astype(float)
         else:
             conf, hit = pr, (y == positive).astype(float)
         idx = self._bin(conf)
@@ -202,6 +214,33 @@ class CBPE:
         out: npt.NDArray[np.float64] = self._map[self._bin(conf)]
         return out
 
+    def sums(self, proba: Any) -> npt.NDArray[np.float64]:
+        """A batch's expected confusion counts: ``[tp, fp, fn, tn]`` for a binary model
+        (``proba`` is P(positive)), ``[expected hits, rows]`` for a multi-class one."""
+        import numpy as np
+
+        pr = np.asarray(proba, dtype=float)
+        cal = self.calibrated(pr)
+        if pr.ndim == 2:
+            return np.array([float(np.sum(cal)), float(len(pr))])
+        predicted = pr >= self.threshold
+        return np.array([
+            float(np.sum(cal[predicted])), float(np.sum(1 - cal[predicted])),
+            float(np.sum(cal[~predicted])), float(np.sum(1 - cal[~predicted])),
+        ])  # fmt: skip
+
+    def from_sums(self, sums: Any) -> dict[str, float]:
+        """The estimate from added-up :meth:`sums`: accuracy, and F1 for a binary model."""
+        s = [float(v) for v in sums]
+        if len(s) == 2:
+            return {"accuracy": s[0] / s[1]} if s[1] else {}
+        tp, fp, fn, tn = s
+        total = tp + fp + fn + tn
+        if not total:
+            return {}
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        return {"accuracy": (tp + tn) / total, "f1": f1}
+
     def estimate(self, proba: Any) -> dict[str, float]:
         """Expected accuracy (and F1 for binary models) of a window without labels."""
         import numpy as np
@@ -209,13 +248,19 @@ class CBPE:
         pr = np.asarray(proba, dtype=float)
         if len(pr) == 0:
             return {}
-        cal = self.calibrated(pr)
-        if pr.ndim == 2:
-            return {"accuracy": float(np.mean(cal))}
-        predicted = pr >= self.threshold
-        tp = float(np.sum(cal[predicted]))
-        fp = float(np.sum(1 - cal[predicted]))
-        fn = float(np.sum(cal[~predicted]))
-        tn = float(np.sum(1 - cal[~predicted]))
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        return {"accuracy": (tp + tn) / len(pr), "f1": f1}
+        return self.from_sums(self.sums(pr))
+
+    def to_dict(self) -> dict[str, Any]:
+        if self._map is None:
+            raise InvalidArgumentError("CBPE is not fitted", hint="call fit() first")
+        return {"bins": self.bins, "threshold": self.threshold, "multiclass": self.multiclass,
+                "map": [float(v) for v in self._map]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CBPE:
+        import numpy as np
+
+        out = cls(bins=int(d["bins"]), threshold=float(d["threshold"]))
+        out.multiclass = bool(d["multiclass"])
+        out._map = np.asarray(d["map"], dtype=np.float64)
+        return out

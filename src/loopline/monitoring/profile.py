@@ -281,6 +281,8 @@ class ProfileBuilder:
             },
         )
         self.extra_columns: set[str] = set()
+        self.sent_columns: set[str] = set()
+        """The reference's columns that some batch carried (the others were never sent)."""
 
     def update(self, batch: pd.DataFrame | pa.Table | pa.RecordBatch) -> None:
         """Add a batch's rows; columns the reference lacks are noted, not profiled."""
@@ -289,6 +291,7 @@ class ProfileBuilder:
         self.profile.rows += rows
         present = set(map(str, df.columns))
         self.extra_columns |= present - set(self.profile.columns)
+        self.sent_columns |= present & set(self.profile.columns)
         for name, col in self.profile.columns.items():
             if name not in present:
                 col.count += rows

@@ -63,14 +63,20 @@ def quality(
     *,
     expected_rows: float | None = None,
     extra_columns: set[str] | frozenset[str] = frozenset(),
+    sent_columns: set[str] | frozenset[str] | None = None,
     thresholds: QualityThresholds | None = None,
 ) -> list[QualityCheck]:
-    """Every check on every column; ``failed`` marks those over their threshold."""
+    """Every check on every column; ``failed`` marks those over their threshold.
+
+    ``sent_columns`` (what :attr:`ProfileBuilder.sent_columns` saw) tells a column
+    never sent from one sent empty.
+    """
     t = thresholds or QualityThresholds()
     checks: list[QualityCheck] = []
     for name, ref in reference.columns.items():
         cur = current.columns.get(name)
-        if cur is None and current.rows:
+        never_sent = cur is None or (sent_columns is not None and name not in sent_columns)
+        if never_sent and current.rows:
             # Never sent at all: the served model does not take it (servers refuse
             # requests that lack an input), so it is noted, not failed.
             checks.append(

@@ -5,18 +5,25 @@ profile of its reference dataset version (computed once from the version's data
 and cached by its digest), stores every result (the per-feature history), raises
 alerts (recorded with a ``monitor.alert`` event in the same transaction) and then
 delivers them to the monitor's webhook.
+
+With a target column, a run also estimates a classifier's quality before labels
+(CBPE on the logged probabilities, calibrated on the reference scored by the model
+version that answered; see :mod:`loopline.monitoring.estimate`), and each run
+records the realised quality of earlier windows whose labels arrived since.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import logging
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from loopline.errors import InvalidArgumentError
+from loopline.errors import InvalidArgumentError, LooplineError
+from loopline.monitoring import _outcome
 from loopline.monitoring.store import MonitorStore
 from loopline.monitoring.window import WindowReader, parse_window
 
@@ -28,23 +35,59 @@ if TYPE_CHECKING:
 
     from loopline.data.service import DataService
     from loopline.data.version import DatasetVersion
-    from loopline.monitoring.datadrift import DriftReport
+    from loopline.monitoring.estimate import Calibration
     from loopline.monitoring.profile import Profile
     from loopline.monitoring.quality import QualityCheck
     from loopline.store.metadata import Database
 
 __all__ = ["DEFAULT_CONFIG", "MonitorService"]
 
+log = logging.getLogger(__name__)
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "drift_share": 0.5,
     "methods": {},
     "thresholds": {},
+    # Relative drops from the reference's quality that alert: realised, then estimated.
     "performance_drop": 0.1,
+    "estimate_drop": 0.05,
+    # Milliseconds; None: traffic as old as the window (time windows), no dataset limit.
     "max_traffic_age": None,
     "max_dataset_age": None,
+    # A window's rows outside [typical * ratio, typical / ratio] fail, where typical is
+    # the median of the previous runs' windows (at least ``row_min_runs`` of them).
+    "row_ratio": 0.5,
+    "row_min_runs": 3,
     "retrain_dataset": None,
 }
+_NUMBERS = {
+    "drift_share": (0.0, 1.0), "performance_drop": (0.0, 1.0), "estimate_drop": (0.0, 1.0),
+    "row_ratio": (0.0, 1.0), "max_traffic_age": (1.0, None), "max_dataset_age": (1.0, None),
+    "row_min_runs": (1.0, None),
+}  # fmt: skip
+_KEEP = ("request_id", "timestamp", "model_name", "model_version", "variant")
+#: Earlier runs whose realised quality each run brings up to date (labels come late).
+RECONCILE_RUNS = 20
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def check_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings with defaults filled in; unknown keys and out-of-range numbers refused."""
+    unknown = set(config) - set(DEFAULT_CONFIG)
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown monitor settings {sorted(unknown)}", hint=f"use {sorted(DEFAULT_CONFIG)}"
+        )
+    for key, (low, high) in _NUMBERS.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= low
+        if not ok or (high is not None and value > high):
+            bounds = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+            raise InvalidArgumentError(f"monitor setting {key}={value!r} is out of range",
+                                       hint=f"give a number {bounds}")  # fmt: skip
+    return {**DEFAULT_CONFIG, **config}
 
 
 def _check_name(name: str) -> str:
@@ -117,20 +160,100 @@ class MonitorService:
                 )
         if webhook is not None:
             check_webhook(webhook)
-        unknown = set(config or {}) - set(DEFAULT_CONFIG)
-        if unknown:
-            raise InvalidArgumentError(
-                f"unknown monitor settings {sorted(unknown)}", hint=f"use {sorted(DEFAULT_CONFIG)}"
-            )
-        self.data.resolve(reference)  # fails early on a bad reference
-        return self.store.create(
+        settings = check_config(config or {})
+        version = self.data.resolve(reference)  # fails early on a bad reference
+        created = self.store.create(
             {
                 "name": name, "deployment": deployment, "reference": reference,
                 "target": target, "prediction": prediction, "window": window,
-                "schedule": schedule, "webhook": webhook,
-                "config": {**DEFAULT_CONFIG, **(config or {})},
+                "schedule": schedule, "webhook": webhook, "config": settings,
             }
         )  # fmt: skip
+        if target:
+            self._calibrate_current(created, version)
+        return created
+
+    def _calibrate_current(self, monitor: dict[str, Any], version: DatasetVersion) -> None:
+        """Calibrate CBPE for the model the deployment serves now, so runs find it stored.
+
+        Best effort: a deployment that does not exist yet (or a model that cannot load
+        here) is calibrated by the first run that sees its answers.
+        """
+        from loopline.registry.service import RegistryService
+        from loopline.serving.deployments import DeploymentService
+
+        db = self.store.db
+        registry = RegistryService(db, self.data.blobs, user=self.store.user,
+                                   project=self.store.project)  # fmt: skip
+        # Not closed: it shares this service's database.
+        deployments = DeploymentService(db, registry, actor=self.store.user,
+                                        project=self.store.project)  # fmt: skip
+        try:
+            found = deployments.get(monitor["deployment"])
+            current = found.current_version or found.version
+            if current is not None:
+                self.calibration(monitor, version, found.model, str(current))
+        except LooplineError as exc:
+            log.info("monitor %s: no calibration at creation: %s", monitor["name"], exc)
+
+    # -- CBPE calibration --------------------------------------------------------------------
+    def calibration(
+        self, monitor: dict[str, Any], version: DatasetVersion, model: str, model_version: str
+    ) -> Calibration | None:
+        """CBPE for (reference version, model version), computed once and stored.
+
+        None when the reference lacks the target or probabilities cannot be had (the
+        model is not a registered version, has no ``predict_proba``, or fails to load).
+        """
+        from loopline.monitoring.estimate import FORMAT, Calibration
+
+        target = monitor["target"]
+        uri = f"models:/{model}/{model_version}" if model and model_version.isdigit() else None
+        raw = f"{FORMAT}|{version.digest}|{uri}|{target}|{monitor['prediction']}"
+        key = "cbpe|" + hashlib.sha256(raw.encode()).hexdigest()
+        cached = self.store.cached_profile(key)
+        if cached is not None:
+            return Calibration.from_dict(cached) if cached.get("format") == FORMAT else None
+        try:
+            found = self._fit_calibration(monitor, version, uri)
+        except LooplineError as exc:
+            log.warning("monitor %s: cannot calibrate CBPE for %s: %s", monitor["name"], uri, exc)
+            found = None
+        # A failure is stored too (as an empty document): it is not retried every run.
+        self.store.cache_profile(key, found.to_dict() if found else {"format": None})
+        return found
+
+    def _fit_calibration(
+        self, monitor: dict[str, Any], version: DatasetVersion, uri: str | None
+    ) -> Calibration | None:
+        from loopline.monitoring.estimate import calibrate, reference_proba
+
+        target, pred = monitor["target"], monitor["prediction"] or "prediction"
+        frame = version.to_pandas()
+        if target not in frame:
+            return None
+        labels = frame[target]
+        features = frame.drop(columns=[c for c in (target, pred) if c in frame])
+        given = reference_proba(features)
+        if given is not None:
+            return calibrate(given[0], labels, given[1], model="reference")
+        if uri is None:
+            return None
+        import loopline.models
+
+        loaded = loopline.models.load(uri)
+        classes = getattr(loaded.raw, "classes_", None)
+        if not loaded.has_proba or classes is None:
+            return None
+        signature = loaded.signature
+        if signature is not None and signature.inputs.columns:
+            wanted = [c.name for c in signature.inputs.columns]
+            missing = [c for c in wanted if c not in features]
+            if missing:
+                return None
+            features = features[wanted]
+        proba = loaded.predict_proba(features)
+        return calibrate(proba, labels, list(classes), model=uri)
 
     # -- reference profile -----------------------------------------------------------------------
     def reference_profile(self, ref: str) -> tuple[Profile, DatasetVersion]:
@@ -150,8 +273,9 @@ class MonitorService:
     def run(self, name: str, *, now: datetime | None = None) -> dict[str, Any]:
         """Run a monitor on its current window; returns the stored summary with alerts."""
         from loopline.monitoring.datadrift import drift
-        from loopline.monitoring.profile import ProfileBuilder
-        from loopline.monitoring.quality import quality
+        from loopline.monitoring.estimate import WindowEstimate
+        from loopline.monitoring.profile import Profile, ProfileBuilder
+        from loopline.monitoring.quality import QualityThresholds, quality
 
         started = int(time.time() * 1000)
         monitor = self.store.get(name)
@@ -159,35 +283,49 @@ class MonitorService:
         now = now or datetime.now(UTC)
         reference, version = self.reference_profile(monitor["reference"])
         target, pred = monitor["target"], monitor["prediction"] or "prediction"
-        ref_features = {k: v for k, v in reference.columns.items() if k != target}
+        ref_side = Profile(reference.rows, {k: v for k, v in reference.columns.items()
+                                            if k != target})  # fmt: skip
         reader = WindowReader(self.predictions_root, monitor["deployment"], monitor["window"],
                               now, prediction=pred)  # fmt: skip
-        from loopline.monitoring.profile import Profile
-
-        builder = ProfileBuilder(Profile(reference.rows, ref_features))
+        builder = ProfileBuilder(ref_side)
+        estimator = WindowEstimate(
+            lambda model, model_version: self.calibration(monitor, version, model, model_version)
+        )
         labelled: list[pd.DataFrame] = []
-        keep = ("request_id", "timestamp")
-        for batch in reader.batches(keep=keep):
-            builder.update(batch.drop(columns=[c for c in keep if c in batch]))
+        for batch in reader.batches(keep=_KEEP):
+            builder.update(batch.drop(columns=[c for c in _KEEP if c in batch]))
             if target:
-                cols = [c for c in batch.columns if c in (*keep, pred)
-                        or c.startswith("out.proba.")]  # fmt: skip
-                labelled.append(batch[cols])
+                estimator.update(batch)
+                served = batch[batch["variant"] != "shadow"] if "variant" in batch else batch
+                labelled.append(served[[c for c in served.columns if c in (*_KEEP, pred)]])
         current = builder.result()
-        ref_side = Profile(reference.rows, ref_features)
         report = drift(ref_side, current, methods=config["methods"],
                        thresholds=config["thresholds"], drift_share=config["drift_share"],
-                       prediction=pred if pred in ref_features else None)  # fmt: skip
+                       prediction=pred if pred in ref_side.columns else None)  # fmt: skip
         # Outputs (probabilities) are the model's, not inputs a client could add.
         extra = {c for c in builder.extra_columns - {pred} if not c.startswith("out.")}
-        checks = quality(ref_side, current, extra_columns=extra)
+        checks = quality(ref_side, current, extra_columns=extra,
+                         sent_columns=builder.sent_columns,
+                         expected_rows=self._typical_rows(monitor, config),
+                         thresholds=QualityThresholds(row_ratio=float(config["row_ratio"])))  # fmt: skip
         checks.extend(self._freshness(reader, version, config, monitor["window"], now))
-        perf = self._performance(monitor, reference, version, labelled, reader, now, config)
-        summary = _summary(report, checks, perf, current.rows)
-        results = _results(report, checks, perf)
-        alerts = _alerts(monitor, report, checks, perf, config, version)
+        estimate = estimator.result()
+        perf = self._performance(monitor, version, labelled, reader, estimate)
+        if estimate is not None and perf and perf.get("joined") is not None:
+            from loopline.monitoring.estimate import realised
+
+            joined = perf.pop("joined")
+            if len(joined):
+                estimate = realised(estimate, joined["label"], joined[pred])
+        elif perf:
+            perf.pop("joined", None)
+        self._reconcile(monitor)
+        summary = _outcome.summary(report, checks, perf, estimate, current.rows)
+        results = _outcome.results(report, checks, perf, estimate, config)
+        alerts = _outcome.alerts(monitor, report, checks, perf, estimate, config, version)
+        start = reader.start or reader.oldest
         run = {
-            "window_start": int(reader.start.timestamp() * 1000) if reader.start else None,
+            "window_start": int(start.timestamp() * 1000) if start else None,
             "window_end": int(now.timestamp() * 1000),
             "rows": current.rows,
             "dataset_drift": report.dataset_drift,
@@ -200,6 +338,18 @@ class MonitorService:
         self._deliver(monitor, stored)
         return {"run_id": run_id, "monitor": name, **summary,
                 "alerts": [a["payload"] for a in stored]}  # fmt: skip
+
+    def _typical_rows(self, monitor: dict[str, Any], config: dict[str, Any]) -> float | None:
+        """The median row count of the previous windows (time windows only), or None while
+        there are fewer than ``row_min_runs`` of them."""
+        import statistics
+
+        if parse_window(monitor["window"])[0] != "ms":
+            return None  # a row window always holds its count
+        counts = self.store.recent_row_counts(monitor["id"], 10)
+        if len(counts) < max(int(config["row_min_runs"]), 1):
+            return None
+        return float(statistics.median(counts))
 
     def _freshness(
         self,
@@ -227,13 +377,16 @@ class MonitorService:
     def _performance(
         self,
         monitor: dict[str, Any],
-        reference: Profile,
         version: DatasetVersion,
         labelled: list[pd.DataFrame],
         reader: WindowReader,
-        now: datetime,
-        config: dict[str, Any],
+        estimate: dict[str, Any] | None,
     ) -> dict[str, Any] | None:
+        """Model quality on the window's labelled rows, against the reference's.
+
+        The reference's quality is its own prediction column's when it has one, else
+        the model's on the reference (the CBPE calibration's).
+        """
         target = monitor["target"]
         if not target or not labelled:
             return None
@@ -245,16 +398,18 @@ class MonitorService:
 
         pred = monitor["prediction"] or "prediction"
         feedback = predlog.read_log(self.predictions_root, "feedback", monitor["deployment"],
-                                    reader.start, None).to_pandas()  # fmt: skip
+                                    reader.start or reader.oldest, None).to_pandas()  # fmt: skip
         joined = join_feedback(pd.concat(labelled, ignore_index=True), feedback)
-        if joined.empty:
-            return {"rows": 0, "current": {}, "reference": {}}
+        if joined.empty or pred not in joined:
+            return {"rows": 0, "current": {}, "reference": {}, "joined": None}
         task = task_of(joined["label"].to_numpy())
         current = metrics(joined["label"].to_numpy(), joined[pred].to_numpy(), task=task)
         ref_metrics: dict[str, float] = {}
         ref_df = version.to_pandas()
         if target in ref_df and pred in ref_df:
             ref_metrics = metrics(ref_df[target].to_numpy(), ref_df[pred].to_numpy(), task=task)
+        elif estimate is not None:
+            ref_metrics = dict(estimate["reference"])
         errors = (
             (joined["label"] != joined[pred]).astype(float)
             if task == "classification"
@@ -264,7 +419,51 @@ class MonitorService:
         changes = detect(errors, detector)
         return {"rows": len(joined), "task": task, "current": current,
                 "reference": ref_metrics, "detector": type(detector).__name__,
-                "changes": changes[:20]}  # fmt: skip
+                "changes": changes[:20], "joined": joined}  # fmt: skip
+
+    def _reconcile(self, monitor: dict[str, Any]) -> int:
+        """Record the realised quality of earlier windows whose estimate still lacks labels.
+
+        Labels come after predictions: each run looks back at the last
+        :data:`RECONCILE_RUNS` runs with an estimate, joins the feedback that arrived
+        since for their window's requests, and stores the realised quality beside the
+        estimate (in the run's summary and as ``performance`` results of that run).
+        Returns how many runs it updated.
+        """
+        import pandas as pd
+
+        from loopline import predlog
+        from loopline.monitoring.estimate import realised
+        from loopline.monitoring.performance import join_feedback
+
+        updated = 0
+        source = monitor["deployment"]
+        config = {**DEFAULT_CONFIG, **monitor["config"]}
+        for past in self.store.runs_with_estimates(monitor["id"], RECONCILE_RUNS):
+            estimate = past["summary"]["estimate"]
+            if estimate["labelled_rows"] >= estimate["rows"] or past["window_start"] is None:
+                continue
+            start = datetime.fromtimestamp(past["window_start"] / 1000, UTC)
+            end = datetime.fromtimestamp(past["window_end"] / 1000, UTC)
+            wanted = ["request_id", "variant", f"{predlog.OUTPUT_PREFIX}prediction"]
+            try:
+                frame = predlog.read_log(self.predictions_root, "predictions", source, start, end,
+                                         columns=wanted).to_pandas()  # fmt: skip
+            except (KeyError, ValueError):  # pyarrow's ArrowInvalid: a column never logged
+                continue
+            frame = frame[frame["variant"] != "shadow"]
+            feedback = predlog.read_log(self.predictions_root, "feedback", source, start,
+                                        None).to_pandas()  # fmt: skip
+            joined = join_feedback(frame, feedback) if len(feedback) else pd.DataFrame()
+            if len(joined) <= estimate["labelled_rows"]:
+                continue
+            done = realised(estimate, joined["label"], joined[wanted[2]])
+            rows = _outcome.performance_rows(done["realised"], done["reference"],
+                                             config["performance_drop"])  # fmt: skip
+            self.store.update_estimate(past["id"], monitor["id"], {**past["summary"],
+                                       "estimate": done}, rows)  # fmt: skip
+            updated += 1
+        return updated
 
     def _deliver(self, monitor: dict[str, Any], alerts: list[dict[str, Any]]) -> None:
         if not monitor.get("webhook") or not alerts:
@@ -275,93 +474,3 @@ class MonitorService:
             result = deliver(monitor["webhook"], alert["payload"],
                              attempts=self.webhook_attempts, backoff=self.webhook_backoff)  # fmt: skip
             self.store.set_delivery(alert["id"], result.ok, result.attempts, result.error)
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def _summary(
-    report: DriftReport, checks: list[QualityCheck], perf: dict[str, Any] | None, rows: int
-) -> dict[str, Any]:
-    return {
-        "rows": rows,
-        "drift": report.to_dict(),
-        "quality": [c.to_dict() for c in checks],
-        "performance": perf,
-    }
-
-
-def _results(
-    report: DriftReport, checks: list[QualityCheck], perf: dict[str, Any] | None
-) -> list[dict[str, Any]]:
-    out = [
-        {"column_name": c.column, "category": "drift", "metric": c.method,
-         "value": _num(c.statistic), "p_value": _num(c.p_value), "threshold": c.threshold,
-         "flagged": c.drifted}
-        for c in report.columns
-    ]  # fmt: skip
-    out += [
-        {"column_name": c.column or "*", "category": "quality", "metric": c.check,
-         "value": _num(c.value), "p_value": None, "threshold": _num(c.threshold),
-         "flagged": c.failed}
-        for c in checks
-    ]  # fmt: skip
-    if perf:
-        for key, value in perf["current"].items():
-            ref = perf["reference"].get(key)
-            out.append({"column_name": "*", "category": "performance", "metric": key,
-                        "value": _num(value), "p_value": None, "threshold": _num(ref),
-                        "flagged": False})  # fmt: skip
-    return out
-
-
-def _dropped(perf: dict[str, Any], drop: float) -> list[str]:
-    from loopline.monitoring.performance import HIGHER_IS_BETTER
-
-    worse = []
-    for key, ref in perf["reference"].items():
-        cur = perf["current"].get(key)
-        if cur is None or ref is None or not math.isfinite(ref) or not math.isfinite(cur):
-            continue
-        margin = drop * max(abs(ref), 1e-12)
-        if (HIGHER_IS_BETTER[key] and cur < ref - margin) or (
-            not HIGHER_IS_BETTER[key] and cur > ref + margin
-        ):
-            worse.append(f"{key} {cur:.4g} (reference {ref:.4g})")
-    return worse
-
-
-def _alerts(
-    monitor: dict[str, Any],
-    report: DriftReport,
-    checks: list[QualityCheck],
-    perf: dict[str, Any] | None,
-    config: dict[str, Any],
-    version: DatasetVersion,
-) -> list[dict[str, Any]]:
-    dataset = config["retrain_dataset"] or f"{version.ref.split('@')[0]}@latest"
-    out: list[dict[str, Any]] = []
-
-    def add(severity: str, kind: str, message: str) -> None:
-        out.append({"severity": severity, "kind": kind, "message": message, "dataset": dataset})
-
-    if report.dataset_drift:
-        cols = ", ".join(report.drifted_columns[:10])
-        add("critical", "drift",
-            f"dataset drift: {report.drift_share:.0%} of features drifted ({cols})")  # fmt: skip
-    pred = report.prediction
-    if pred is not None and pred.drifted:
-        add("warning", "drift", f"prediction drift ({pred.method} {pred.statistic:.4g})")
-    failed = [c for c in checks if c.failed and c.check != "freshness"]
-    if failed:
-        severity = "critical" if any(c.check == "schema" for c in failed) else "warning"
-        add(severity, "quality", "; ".join(c.message for c in failed[:10]))
-    stale = [c for c in checks if c.failed and c.check == "freshness"]
-    if stale:
-        add("warning", "freshness", "; ".join(c.message for c in stale))
-    if perf and perf.get("reference"):
-        worse = _dropped(perf, float(config["performance_drop"]))
-        if worse:
-            add("critical", "performance", "quality dropped: " + "; ".join(worse))
-    return out

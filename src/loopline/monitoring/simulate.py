@@ -52,8 +52,14 @@ def write_predictions(
     when: datetime | None = None,
     timestamps: Sequence[datetime] | None = None,
     request_ids: Sequence[str] | None = None,
+    model: str | None = None,
+    version: str = "1",
+    variant: str = "primary",
 ) -> list[str]:
-    """One prediction log file of ``features`` (one request per row); returns the request ids."""
+    """One prediction log file of ``features`` (one request per row); returns the request ids.
+
+    ``model`` and ``version`` name the model that answered (default: ``source``, 1).
+    """
     import pyarrow as pa
 
     when = when or datetime.now(UTC)
@@ -64,9 +70,9 @@ def write_predictions(
         "request_id": pa.array(ids, pa.string()),
         "timestamp": pa.array(stamps, pa.timestamp("us", "UTC")),
         "source": pa.array([source] * n, pa.string()),
-        "model_name": pa.array([source] * n, pa.string()),
-        "model_version": pa.array(["1"] * n, pa.string()),
-        "variant": pa.array(["primary"] * n, pa.string()),
+        "model_name": pa.array([model or source] * n, pa.string()),
+        "model_version": pa.array([version] * n, pa.string()),
+        "variant": pa.array([variant] * n, pa.string()),
         "latency_ms": pa.array([1.0] * n, pa.float64()),
     }
     for name in features.columns:

@@ -217,20 +217,82 @@ class MonitorStore:
             )
 
     def runs(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
-        monitor = self.get(name)
+        """A monitor's runs with their summaries, newest first."""
+        return self._runs(self.get(name)["id"], limit)
+
+    def run(self, name: str, run_id: int) -> dict[str, Any]:
+        """One run of a monitor, with its summary."""
+        found = self._runs(self.get(name)["id"], 1, run_id=run_id)
+        if not found:
+            raise NotFoundError(
+                f"monitor {name!r} has no run {run_id}",
+                hint=f"list its runs with `loopline monitor show {name}`",
+            )
+        return found[0]
+
+    def _runs(
+        self, monitor_id: int, limit: int, *, run_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        query = sa.select(monitor_runs).where(monitor_runs.c.monitor_id == monitor_id)
+        if run_id is not None:
+            query = query.where(monitor_runs.c.id == run_id)
         with self.db.read() as conn:
-            rows = conn.execute(
-                sa.select(monitor_runs)
-                .where(monitor_runs.c.monitor_id == monitor["id"])
-                .order_by(monitor_runs.c.id.desc())
-                .limit(limit)
-            ).all()
+            rows = conn.execute(query.order_by(monitor_runs.c.id.desc()).limit(limit)).all()
         out = []
         for r in rows:
             d = _row(r)
             d["summary"] = orjson.loads(d.pop("summary_json"))
             out.append(d)
         return out
+
+    def recent_row_counts(self, monitor_id: int, limit: int) -> list[int]:
+        """Row counts of a monitor's latest runs (newest first)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(monitor_runs.c.rows)
+                .where(monitor_runs.c.monitor_id == monitor_id)
+                .order_by(monitor_runs.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [int(r.rows) for r in rows]
+
+    def runs_with_estimates(self, monitor_id: int, limit: int) -> list[dict[str, Any]]:
+        """The latest runs (newest first, among the last ``limit``) that estimated quality."""
+        return [
+            r for r in self._runs(monitor_id, limit)
+            if (r["summary"].get("estimate") or {}).get("estimated")
+        ]  # fmt: skip
+
+    def update_estimate(
+        self, run_id: int, monitor_id: int, summary: dict[str, Any], rows: list[dict[str, Any]]
+    ) -> None:
+        """Store a past run's realised quality: its summary, and its performance results
+        (replacing those of the same metrics, dated like the run's other results)."""
+        metrics = [r["metric"] for r in rows]
+        with self.db.write() as conn:
+            stamp = conn.execute(
+                sa.select(sa.func.min(monitor_results.c.created_at)).where(
+                    monitor_results.c.run_id == run_id
+                )
+            ).scalar()
+            conn.execute(
+                sa.delete(monitor_results).where(
+                    monitor_results.c.run_id == run_id,
+                    monitor_results.c.category == "performance",
+                    monitor_results.c.metric.in_(metrics),
+                )
+            )
+            if rows:
+                conn.execute(
+                    sa.insert(monitor_results),
+                    [{**r, "run_id": run_id, "monitor_id": monitor_id,
+                      "created_at": stamp or _now()} for r in rows],
+                )  # fmt: skip
+            conn.execute(
+                sa.update(monitor_runs)
+                .where(monitor_runs.c.id == run_id)
+                .values(summary_json=orjson.dumps(summary).decode())
+            )
 
     def history(
         self,

@@ -59,6 +59,7 @@ class WindowReader:
     start: datetime | None = field(default=None, init=False)
     rows_seen: int = field(default=0, init=False)
     newest: datetime | None = field(default=None, init=False)
+    oldest: datetime | None = field(default=None, init=False)
 
     def batches(self, keep: tuple[str, ...] = ()) -> Iterator[pd.DataFrame]:
         """Feature batches; ``keep`` names raw columns kept as they are (``request_id``...)."""
@@ -131,9 +132,12 @@ class WindowReader:
 
         self.rows_seen += batch.num_rows
         if "timestamp" in batch.schema.names and batch.num_rows:
-            top = pc.max(batch.column("timestamp")).as_py()
+            both = pc.min_max(batch.column("timestamp"))
+            low, top = both["min"].as_py(), both["max"].as_py()
             if top is not None and (self.newest is None or top > self.newest):
                 self.newest = top
+            if low is not None and (self.oldest is None or low < self.oldest):
+                self.oldest = low
         names = {}
         for name in batch.schema.names:
             if name.startswith(predlog.INPUT_PREFIX):
