@@ -525,3 +525,27 @@ def test_login_ignores_a_planted_session_and_state_changes_need_the_csrf_token(
     form = httpx.post(f"{site.url}/api/v1/auth/login", data=login)
     assert form.status_code == 400
     assert "set-cookie" not in form.headers
+
+
+def test_a_remembered_password_check_ends_with_any_change_to_the_user(site: Site) -> None:
+    """Changes made by another process (here: straight in the store) apply at once."""
+    store = site.store
+    store.create_user("basic", PASSWORD)
+    store.set_member("default", "basic", Role.VIEWER, actor="root")
+
+    def status(password: str = PASSWORD) -> int:
+        answer = httpx.get(f"{site.url}/api/v1/experiments", auth=("basic", password))
+        return answer.status_code
+
+    assert status() == 200
+    assert status() == 200  # the remembered check
+    store.remove_member("default", "basic", actor="root")
+    assert status() == 403  # roles are read again on every request
+    store.set_member("default", "basic", Role.VIEWER, actor="root")
+    store.set_disabled("basic", True, actor="root")
+    assert status() == 401
+    store.set_disabled("basic", False, actor="root")
+    assert status() == 200
+    store.set_password("basic", "another long password", actor="root")
+    assert status() == 401
+    assert status("another long password") == 200

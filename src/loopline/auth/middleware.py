@@ -90,18 +90,19 @@ class AuthConfig:
     webhooks: Dispatcher | None = None
     """Delivers notifications to webhooks while the app runs."""
     audit: bool = True
-    _basic_cache: dict[str, tuple[float, Principal]] = field(default_factory=dict)
+    _basic_cache: dict[str, tuple[float, int, int]] = field(default_factory=dict)
+    """A password check's digest -> (when, user id, the user's change stamp then)."""
 
-    def basic_cached(self, key: str) -> Principal | None:
+    def basic_cached(self, key: str) -> tuple[int, int] | None:
         hit = self._basic_cache.get(key)
         if hit is None or time.monotonic() - hit[0] > _BASIC_CACHE_SECONDS:
             return None
-        return hit[1]
+        return hit[1], hit[2]
 
-    def remember_basic(self, key: str, principal: Principal) -> None:
+    def remember_basic(self, key: str, user_id: int, stamp: int) -> None:
         if len(self._basic_cache) > 10_000:
             self._basic_cache.clear()
-        self._basic_cache[key] = (time.monotonic(), principal)
+        self._basic_cache[key] = (time.monotonic(), user_id, stamp)
 
     def forget_basic(self) -> None:
         """Drop cached password checks (a password changed or a user was disabled)."""
@@ -349,16 +350,21 @@ class AuthMiddleware:
             found = await run_in_threadpool(config.store.authenticate_token, secret)
             return found if found is not None and found.name == user else None
         # argon2 is slow on purpose: a client sending the same password on every
-        # request is checked once, then remembered briefly under a digest.
+        # request is checked once, then remembered briefly under a digest. Only the
+        # check is remembered: the user is read again on every request, and any
+        # change to them (password, disabled) since the check voids it, in every worker.
         key = digest(f"{user}\x00{secret}")
         cached = config.basic_cached(key)
         if cached is not None:
-            return cached
+            found = await run_in_threadpool(config.store.principal_if_unchanged, *cached, "basic")
+            if found is not None:
+                return found
+        stamp = await run_in_threadpool(config.store.user_stamp, user)
         found = await run_in_threadpool(config.store.authenticate_password, user, secret)
-        if found is not None:
-            found = Principal(found.name, found.user_id, found.is_admin, found.roles, via="basic")
-            config.remember_basic(key, found)
-        return found
+        if found is None or stamp is None:
+            return None
+        config.remember_basic(key, found.user_id, stamp)
+        return Principal(found.name, found.user_id, found.is_admin, found.roles, via="basic")
 
     @staticmethod
     async def _check_usage(usage: SharedRateLimiter, principal: Principal) -> None:

@@ -239,6 +239,24 @@ class AuthStore:
         with self.db.read() as conn:
             return self._principal(conn, row, "password")
 
+    def user_stamp(self, name: str) -> int | None:
+        """When ``name`` last changed (password, enabled), to tell a stale cache entry."""
+        with self.db.read() as conn:
+            value = conn.execute(sa.select(users.c.updated_at).where(users.c.name == name)).scalar()
+        return None if value is None else int(value)
+
+    def principal_if_unchanged(self, user_id: int, stamp: int, via: str) -> Principal | None:
+        """The user with their current roles, unless disabled or changed since ``stamp``."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(users).where(
+                    users.c.id == user_id,
+                    users.c.updated_at == stamp,
+                    users.c.disabled.is_(sa.false()),
+                )
+            ).first()
+            return None if row is None else self._principal(conn, row, via)
+
     def authenticate_token(self, token: str) -> Principal | None:
         """The token's user when it is known, unrevoked, unexpired and its user enabled."""
         if not token.startswith(TOKEN_PREFIX):
