@@ -39,6 +39,9 @@ class AccessClient(Protocol):
     def remove_member(self, project: str, user: str) -> None: ...
     def set_four_eyes(self, project: str, enabled: bool) -> None: ...
     def audit(self, **filters: Any) -> Iterator[dict[str, Any]]: ...
+    def add_webhook(self, url: str, project: str | None) -> dict[str, Any]: ...
+    def list_webhooks(self, project: str | None) -> list[dict[str, Any]]: ...
+    def remove_webhook(self, hook_id: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -57,11 +60,13 @@ class LocalAccess:
     def __init__(self, settings: Settings) -> None:
         from loopline.auth.collab import CollabStore
         from loopline.auth.store import AuthStore
+        from loopline.auth.webhooks import WebhookStore
         from loopline.store.metadata import Database
 
         self.db = Database(settings.metadata_url)
         self.store = AuthStore(self.db)
         self.collab = CollabStore(self.db)
+        self.hooks = WebhookStore(self.db)
         self.actor = settings.user
 
     def close(self) -> None:
@@ -119,6 +124,18 @@ class LocalAccess:
 
     def audit(self, **filters: Any) -> Iterator[dict[str, Any]]:
         return self.collab.iter_audit(**filters)
+
+    def add_webhook(self, url: str, project: str | None) -> dict[str, Any]:
+        user = None if project is not None else self.actor
+        return self.hooks.add(url, user=user, project=project, actor=self.actor)
+
+    def list_webhooks(self, project: str | None) -> list[dict[str, Any]]:
+        if project is not None:
+            return self.hooks.list(project=project)
+        return self.hooks.list(user=self.actor)
+
+    def remove_webhook(self, hook_id: int) -> None:
+        self.hooks.remove(hook_id)
 
 
 class HttpAccess(ApiSession):
@@ -181,3 +198,13 @@ class HttpAccess(ApiSession):
             if len(page) < 5000:
                 return
             after = int(page[-1]["id"])
+
+    def add_webhook(self, url: str, project: str | None) -> dict[str, Any]:
+        body = {"url": url, "project": project}
+        return dict(self._call("POST", "/webhooks", json=body)["webhook"])
+
+    def list_webhooks(self, project: str | None) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/webhooks", params={"project": project})["webhooks"])
+
+    def remove_webhook(self, hook_id: int) -> None:
+        self._call("DELETE", f"/webhooks/{hook_id}")

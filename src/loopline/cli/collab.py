@@ -40,6 +40,11 @@ projects_app = _group("Projects and their members' roles (viewer, editor, mainta
 audit_app = _group("The audit log: every change, who made it, when and from where.")
 members_app = _group("A project's members and their roles.")
 projects_app.add_typer(members_app, name="members")
+webhooks_app = _group(
+    "Webhooks: your notifications (or a project's: mentions, approval requests, alerts) "
+    "POSTed as JSON to a URL."
+)
+projects_app.add_typer(webhooks_app, name="webhooks")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 UserOpt = Annotated[
@@ -285,6 +290,52 @@ def members_remove(ctx: typer.Context, project: str, user: str) -> None:
     with _access(ctx) as access:
         access.remove_member(project, user)
     stdout().print(f"removed {esc(user)} from {esc(project)}")
+
+
+HookProjectOpt = Annotated[
+    str | None,
+    typer.Option("--project", "-p", help="A project's webhook (its admins); default: yours."),
+]
+
+
+@webhooks_app.command("add")
+def webhooks_add(ctx: typer.Context, url: str, project: HookProjectOpt = None) -> None:
+    """POST each new notification to URL (retried with backoff when it fails)."""
+    with _access(ctx) as access:
+        hook = access.add_webhook(url, project)
+    whose = f"project {esc(project)}" if project else "your notifications"
+    stdout().print(f"webhook {hook['id']}: {whose} -> {esc(url)}")
+
+
+@webhooks_app.command("list")
+def webhooks_list(
+    ctx: typer.Context, project: HookProjectOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Your webhooks, or a project's, with their delivery counts."""
+    with _access(ctx) as access:
+        found = access.list_webhooks(project)
+    if as_json:
+        print_json(found)
+        return
+    grid = table("id", "url", "for", "delivered", "failed", "last error")
+    for h in found:
+        grid.add_row(
+            str(h["id"]),
+            esc(h["url"]),
+            esc(h["project"] or h["user"] or ""),
+            str(h["delivered"]),
+            str(h["failed"]),
+            esc(h["last_error"]),
+        )
+    stdout().print(grid)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(ctx: typer.Context, hook_id: int) -> None:
+    """Remove a webhook (by the id `webhooks list` shows)."""
+    with _access(ctx) as access:
+        access.remove_webhook(hook_id)
+    stdout().print(f"removed webhook {hook_id}")
 
 
 # -- audit ----------------------------------------------------------------------------------
