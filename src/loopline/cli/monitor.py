@@ -39,6 +39,22 @@ def _time(ms: int | None) -> str:
     return format_time(ms)
 
 
+def _duration(text: str | None, option: str) -> int | None:
+    """Milliseconds of a duration such as 30m, 2h or 7d."""
+    if text is None:
+        return None
+    from loopline.errors import LooplineError
+    from loopline.monitoring.window import parse_window
+
+    try:
+        kind, amount = parse_window(text)
+    except LooplineError:
+        kind, amount = "rows", 0
+    if kind != "ms" or amount <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration (30m, 2h, 7d)", param_hint=option)
+    return amount
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -94,6 +110,43 @@ def create(
             help="NAME@REF named in alerts for retraining (default: the reference's latest).",
         ),
     ] = None,
+    max_traffic_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-traffic-age",
+            help="Alert when the deployment received nothing for this long (30m, 2h, 1d); "
+            "default: the window's length.",
+        ),
+    ] = None,
+    max_dataset_age: Annotated[
+        str | None,
+        typer.Option(
+            "--max-dataset-age",
+            help="Alert when the reference dataset's newest version is older (7d, 4w).",
+        ),
+    ] = None,
+    row_ratio: Annotated[
+        float,
+        typer.Option(
+            "--row-ratio",
+            help="Row-count anomaly when a window holds under RATIO x, or over 1/RATIO x, "
+            "the median of earlier windows.",
+        ),
+    ] = 0.5,
+    performance_drop: Annotated[
+        float,
+        typer.Option(
+            "--performance-drop",
+            help="Alert when labelled quality falls this share below the reference's.",
+        ),
+    ] = 0.1,
+    estimate_drop: Annotated[
+        float,
+        typer.Option(
+            "--estimate-drop",
+            help="Alert when quality estimated before labels (CBPE) falls this share below the reference's.",
+        ),
+    ] = 0.05,
     as_json: JsonOption = False,
 ) -> None:
     """Create a monitor of a deployment's predictions against a reference dataset."""
@@ -103,7 +156,13 @@ def create(
         if not sep:
             raise typer.BadParameter(f"{item!r} is not COLUMN=TEST", param_hint="--method")
         methods[column] = test
-    config = {"drift_share": drift_share, "methods": methods, "retrain_dataset": retrain_dataset}
+    config = {
+        "drift_share": drift_share, "methods": methods, "retrain_dataset": retrain_dataset,
+        "max_traffic_age": _duration(max_traffic_age, "--max-traffic-age"),
+        "max_dataset_age": _duration(max_dataset_age, "--max-dataset-age"),
+        "row_ratio": row_ratio, "performance_drop": performance_drop,
+        "estimate_drop": estimate_drop,
+    }  # fmt: skip
     with _service(ctx) as svc:
         found = svc.create(
             name, deployment=deployment, reference=reference, target=target,
@@ -158,6 +217,15 @@ def _print_run(result: dict[str, Any]) -> None:
     if perf and perf.get("current"):
         shown = ", ".join(f"{k} {v:.4g}" for k, v in perf["current"].items())
         console.print(f"model quality on {perf['rows']} labelled rows: {shown}")
+    est = result.get("estimate")
+    if est and est.get("estimated"):
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in est["estimated"].items())
+        ref = ", ".join(f"{k} {v:.4g}" for k, v in est["reference"].items())
+        console.print(f"estimated before labels (CBPE, {est['rows']} rows): {shown} "
+                      f"[dim](reference {ref or '-'})[/]")  # fmt: skip
+        if est.get("realised"):
+            real = ", ".join(f"{k} {v:.4g}" for k, v in est["realised"].items())
+            console.print(f"  realised on {est['labelled_rows']} labelled rows: {real}")
     for a in result["alerts"]:
         console.print(f"[bold red]alert[/] {a['severity']} {a['kind']}: {esc(a['message'])}")
 
@@ -168,7 +236,7 @@ def list_monitors(ctx: typer.Context, as_json: JsonOption = False) -> None:
     from loopline.cli._output import esc, stdout, table
 
     with _service(ctx) as svc:
-        found = svc.store.list_all()
+        found = svc.list_all()
     if as_json:
         _print_json({"monitors": found})
         return
@@ -185,9 +253,9 @@ def show(ctx: typer.Context, name: NameArg, as_json: JsonOption = False) -> None
     from loopline.cli._output import esc, stdout
 
     with _service(ctx) as svc:
-        monitor = svc.store.get(name)
-        runs = svc.store.runs(name, limit=1)
-        alerts = svc.store.alerts(name, limit=5)
+        monitor = svc.get(name)
+        runs = svc.runs(name, limit=1)
+        alerts = svc.alerts(name, limit=5)
     if as_json:
         _print_json({"monitor": monitor, "latest_run": runs[0] if runs else None, "alerts": alerts})
         return
@@ -219,7 +287,7 @@ def history(
     from loopline.cli._output import esc, sparkline, stdout, table
 
     with _service(ctx) as svc:
-        rows = svc.store.history(name, column=column, category=category)
+        rows = svc.history(name, column=column, category=category)
     if as_json:
         _print_json({"history": rows})
         return
@@ -246,7 +314,7 @@ def alerts(
     from loopline.cli._output import esc, stdout, table
 
     with _service(ctx) as svc:
-        found = svc.store.alerts(name)
+        found = svc.alerts(name)
     if as_json:
         _print_json({"alerts": found})
         return
@@ -261,7 +329,7 @@ def alerts(
 def delete(ctx: typer.Context, name: NameArg) -> None:
     """Delete a monitor with its runs, results and alerts."""
     with _service(ctx) as svc:
-        svc.store.delete(name)
+        svc.delete(name)
     typer.echo(f"deleted monitor {name}")
 
 

@@ -1,4 +1,4 @@
-"""The monitoring SDK: monitors on the store the settings name.
+"""The monitoring SDK: monitors on the store the settings name, or through its server.
 
 >>> from loopline.data._doc import fresh_home
 >>> _ = fresh_home()
@@ -12,14 +12,13 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from loopline.config import get_settings
-from loopline.errors import InvalidStateError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from datetime import datetime
 
     from loopline.config import Settings
-    from loopline.monitoring.service import MonitorService
+    from loopline.monitoring.service import MonitorApi, MonitorService
 
 __all__ = [
     "alerts",
@@ -29,27 +28,40 @@ __all__ = [
     "history",
     "list_monitors",
     "monitor_runs",
+    "open_local",
     "open_service",
     "run_monitor",
 ]
 
 
 @contextlib.contextmanager
-def open_service(settings: Settings | None = None) -> Iterator[MonitorService]:
-    """A monitor service on the settings' metadata database (closed afterwards)."""
+def open_service(settings: Settings | None = None) -> Iterator[MonitorApi]:
+    """Monitors on the settings' store, or through the server an ``http(s)://`` tracking
+    URI names (closed afterwards)."""
+    settings = settings or get_settings()
+    if settings.remote and settings.tracking_uri:
+        from loopline.monitoring.http import MonitorHttpClient
+
+        client = MonitorHttpClient(settings.tracking_uri, token=settings.token,
+                                   user=settings.user, project=settings.project)  # fmt: skip
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with open_local(settings) as service:
+        yield service
+
+
+@contextlib.contextmanager
+def open_local(settings: Settings) -> Iterator[MonitorService]:
+    """The monitor service on the settings' own metadata database (never over HTTP)."""
     from loopline.data.service import DataService
-    from loopline.monitoring.service import MonitorService
+    from loopline.monitoring.service import MonitorService as Service
     from loopline.store.metadata import Database
 
-    settings = settings or get_settings()
-    if settings.remote:
-        raise InvalidStateError(
-            "monitors run against the metadata database, not through a server",
-            hint="use the server's /api/v1/monitors API, or point LOOPLINE_TRACKING_URI "
-            "at the database",
-        )
     db = Database(settings.metadata_url)
-    service = MonitorService(
+    service = Service(
         db, lambda: DataService(settings), settings.predictions_root,
         user=settings.user, project=settings.project,
     )  # fmt: skip
@@ -88,23 +100,27 @@ def run_monitor(name: str, *, now: datetime | None = None) -> dict[str, Any]:
 
 
 def list_monitors() -> list[dict[str, Any]]:
+    """Every monitor of the project, by name."""
     with open_service() as svc:
-        return svc.store.list_all()
+        return svc.list_all()
 
 
 def get_monitor(name: str) -> dict[str, Any]:
+    """One monitor: its deployment, reference, window, schedule, settings."""
     with open_service() as svc:
-        return svc.store.get(name)
+        return svc.get(name)
 
 
 def delete_monitor(name: str) -> None:
+    """Delete a monitor with its runs, results and alerts."""
     with open_service() as svc:
-        svc.store.delete(name)
+        svc.delete(name)
 
 
 def monitor_runs(name: str, limit: int = 50) -> list[dict[str, Any]]:
+    """A monitor's runs with their reports (newest first)."""
     with open_service() as svc:
-        return svc.store.runs(name, limit)
+        return svc.runs(name, limit)
 
 
 def history(
@@ -112,10 +128,10 @@ def history(
 ) -> list[dict[str, Any]]:
     """A monitor's results over time (oldest first): per column drift, quality, performance."""
     with open_service() as svc:
-        return svc.store.history(name, column=column, category=category, metric=metric)
+        return svc.history(name, column=column, category=category, metric=metric)
 
 
 def alerts(name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     """Recorded alerts (newest first), of one monitor or all."""
     with open_service() as svc:
-        return svc.store.alerts(name, limit)
+        return svc.alerts(name, limit)

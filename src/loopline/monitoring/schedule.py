@@ -36,12 +36,12 @@ def run_due(settings: Settings, now: datetime) -> int:
     One failing monitor is logged and does not stop the others.
     """
     from loopline.errors import LooplineError
-    from loopline.monitoring.api import open_service
+    from loopline.monitoring.api import open_local
 
     if settings.remote:
         return 0
     ran = 0
-    with open_service(settings) as svc:
+    with open_local(settings) as svc:
         for monitor in svc.store.all_scheduled():
             last = monitor["last_run_at"] or monitor["created_at"]
             if not is_due(monitor["schedule"], last, now):

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from loopline.monitoring.quality import QualityCheck
     from loopline.store.metadata import Database
 
-__all__ = ["DEFAULT_CONFIG", "MonitorService"]
+__all__ = ["DEFAULT_CONFIG", "MonitorApi", "MonitorService", "check_config", "check_name"]
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,47 @@ def check_config(config: dict[str, Any]) -> dict[str, Any]:
     return {**DEFAULT_CONFIG, **config}
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
     if not name or len(name) > 256 or not set(name) <= _NAME_CHARS:
         raise InvalidArgumentError(
             f"{name!r} cannot name a monitor", hint="use letters, digits, '.', '_' and '-'"
         )
     return name
+
+
+class MonitorApi(Protocol):
+    """What the SDK and the CLI call: :class:`MonitorService` on a store, or
+    :class:`~loopline.monitoring.http.MonitorHttpClient` through a server."""
+
+    def create(
+        self,
+        name: str,
+        *,
+        deployment: str,
+        reference: str,
+        target: str | None = None,
+        prediction: str | None = None,
+        window: str = "1h",
+        schedule: str | None = None,
+        webhook: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> dict[str, Any]: ...
+    def run(self, name: str, *, now: datetime | None = None) -> dict[str, Any]: ...
+    def list_all(self) -> list[dict[str, Any]]: ...
+    def get(self, name: str) -> dict[str, Any]: ...
+    def delete(self, name: str) -> None: ...
+    def runs(self, name: str, limit: int = 50) -> list[dict[str, Any]]: ...
+    def run_detail(self, name: str, run_id: int) -> dict[str, Any]: ...
+    def history(
+        self,
+        name: str,
+        *,
+        column: str | None = None,
+        category: str | None = None,
+        metric: str | None = None,
+    ) -> list[dict[str, Any]]: ...
+    def alerts(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
 
 
 class MonitorService:
@@ -130,6 +165,35 @@ class MonitorService:
             self._data.close()
             self._data = None
 
+    # -- reads (the store's, under :class:`MonitorApi`'s names) ---------------------------------
+    def list_all(self) -> list[dict[str, Any]]:
+        return self.store.list_all()
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.store.get(name)
+
+    def delete(self, name: str) -> None:
+        self.store.delete(name)
+
+    def runs(self, name: str, limit: int = 50) -> list[dict[str, Any]]:
+        return self.store.runs(name, limit)
+
+    def run_detail(self, name: str, run_id: int) -> dict[str, Any]:
+        return self.store.run(name, run_id)
+
+    def history(
+        self,
+        name: str,
+        *,
+        column: str | None = None,
+        category: str | None = None,
+        metric: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return self.store.history(name, column=column, category=category, metric=metric)
+
+    def alerts(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        return self.store.alerts(name, limit)
+
     # -- monitors ------------------------------------------------------------------------------
     def create(
         self,
@@ -148,7 +212,7 @@ class MonitorService:
         from loopline import predlog
         from loopline.monitoring.alerts import check_webhook
 
-        _check_name(name)
+        check_name(name)
         predlog.source_dir(self.predictions_root, "predictions", deployment)  # checks the name
         parse_window(window)
         if schedule is not None:

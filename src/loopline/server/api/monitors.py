@@ -10,10 +10,18 @@ GET         /{name}                          one monitor
 DELETE      /{name}                          delete a monitor with its history
 POST        /{name}/run                      run it now (results, alerts, webhooks)
 GET         /{name}/runs                     its runs, newest first, with their reports
+GET         /{name}/runs/{run_id}            one run with its report
+GET         /{name}/runs/{run_id}/           the run's reference-against-current histograms
+            distributions                    (numeric: ``edges``; categorical: ``categories``)
 GET         /{name}/history                  per-column results over time (``column``,
                                              ``category``, ``metric`` filter)
+GET         /{name}/series                   the same as chart lines: shared ``xs`` (run
+                                             times), one ``ys`` per column and metric
 GET         /{name}/alerts                   its alerts
 ==========  ===============================  ==============================================
+
+Model quality estimated before labels is in the ``performance`` history as
+``estimated.<metric>`` beside the realised ``<metric>`` of the same run.
 """
 
 from __future__ import annotations
@@ -115,6 +123,32 @@ def list_runs(
     mon: Monitors, name: str, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> Response:
     return json_response({"runs": _clean(mon.store.runs(name, limit))})
+
+
+@router.get("/{name}/runs/{run_id}", summary="One run of a monitor")
+def get_run(mon: Monitors, name: str, run_id: int) -> Response:
+    return json_response({"run": _clean(mon.store.run(name, run_id))})
+
+
+@router.get("/{name}/runs/{run_id}/distributions", summary="Reference against current, per column")
+def run_distributions(mon: Monitors, name: str, run_id: int) -> Response:
+    from loopline.monitoring.charts import distributions
+
+    return json_response(_clean(distributions(mon.store.run(name, run_id))))
+
+
+@router.get("/{name}/series", summary="Results over time as chart lines")
+def series(
+    mon: Monitors,
+    name: str,
+    column: str | None = None,
+    category: str | None = None,
+    metric: str | None = None,
+) -> Response:
+    from loopline.monitoring.charts import series as lines
+
+    rows = mon.store.history(name, column=column, category=category, metric=metric)
+    return json_response(_clean(lines(rows)))
 
 
 @router.get("/{name}/history", summary="Per-column results over time")
