@@ -176,35 +176,32 @@ def test_mentions_approvals_and_alerts_reach_feeds_and_webhooks(
 
 
 def test_the_cli_manages_webhooks_on_a_store(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
+    from typer.testing import CliRunner
 
-    env = {**os.environ, "LOOPLINE_HOME": str(tmp_path), "LOOPLINE_USER": "ana"}
-    for name in ("LOOPLINE_TRACKING_URI", "LOOPLINE_TRACKING_TOKEN"):
-        env.pop(name, None)
+    from loopline.cli.main import build_app
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "loopline.cli.main", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+    app, runner = build_app(), CliRunner()
+    env = {
+        "LOOPLINE_HOME": str(tmp_path),
+        "LOOPLINE_USER": "ana",
+        "LOOPLINE_TRACKING_URI": "",
+        "LOOPLINE_TRACKING_TOKEN": "",
+    }
 
-    assert cli("users", "create", "ana", "--no-password").returncode == 0
-    assert cli("projects", "webhooks", "add", "http://127.0.0.1:9/ana").returncode == 0
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, list(args), env=env)
+
+    assert cli("users", "create", "ana", "--no-password").exit_code == 0
+    assert cli("projects", "webhooks", "add", "http://127.0.0.1:9/ana").exit_code == 0
     made = cli("projects", "webhooks", "add", "http://127.0.0.1:9/p", "--project", "default")
-    assert made.returncode == 0, made.stderr
+    assert made.exit_code == 0, made.output
     bad = cli("projects", "webhooks", "add", "ftp://example.com/x")
-    assert bad.returncode == 1
-    assert "not a webhook URL" in bad.stderr
+    assert bad.exit_code == 1
+    assert "not a webhook URL" in bad.output
     mine = json.loads(cli("projects", "webhooks", "list", "--json").stdout)
     assert [h["url"] for h in mine] == ["http://127.0.0.1:9/ana"]
     listed = cli("projects", "webhooks", "list", "--project", "default", "--json")
     project = json.loads(listed.stdout)
     assert [h["project"] for h in project] == ["default"]
-    assert cli("projects", "webhooks", "remove", str(project[0]["id"])).returncode == 0
+    assert cli("projects", "webhooks", "remove", str(project[0]["id"])).exit_code == 0
     assert json.loads(cli("projects", "webhooks", "list", "-p", "default", "--json").stdout) == []

@@ -88,6 +88,9 @@ class _Window:
     synced: float = 0.0
 
 
+_Due = tuple[str, _Window, int]
+
+
 class SharedRateLimiter:
     """At most ``limit`` hits per key and fixed window, counted by every process on a store.
 
@@ -129,6 +132,15 @@ class SharedRateLimiter:
 
         May write to the store: call it from a worker thread, not the event loop.
         """
+        allowed, due = self.count(key)
+        return self.sync(*due) if due is not None else allowed
+
+    def count(self, key: str) -> tuple[bool, _Due | None]:
+        """Count a hit in memory only: the verdict, or the sync to run before giving one.
+
+        An event loop calls this directly and runs :meth:`sync` (which writes to the
+        store) in a worker thread only when it is due, at most every ``sync_every``.
+        """
         now = self._clock()
         start = int(now * 1000) // self.window_ms * self.window_ms
         with self._lock:
@@ -138,7 +150,7 @@ class SharedRateLimiter:
                     self._windows.clear()
                 current = self._windows[key] = _Window(start)
             if current.known + current.pending >= self.limit:
-                return False
+                return False, None
             current.pending += 1
             due = (
                 not current.synced
@@ -146,11 +158,15 @@ class SharedRateLimiter:
                 or current.pending * 10 >= self.limit
             )
             if not due:
-                return True
+                return True, None
             add, current.pending, current.synced = current.pending, 0, now
-        total = self._add(key, start, add)
+        return True, (key, current, add)
+
+    def sync(self, key: str, window: _Window, add: int) -> bool:
+        """Add ``add`` hits to the store's count; False when the total is over the limit."""
+        total = self._add(key, window.start, add)
         with self._lock:
-            current.known = max(current.known, total)
+            window.known = max(window.known, total)
         return total <= self.limit
 
     def retry_after(self) -> float:
