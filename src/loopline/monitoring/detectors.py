@@ -11,7 +11,10 @@ methods (and of river's implementations, which the tests compare against).
   plus its standard deviation passes its minimum by ``drift_threshold`` deviations.
 - :class:`ADWIN` (Bifet and Gavaldà 2007): an adaptive window kept as an
   exponential histogram of buckets; every ``clock`` values, drop the oldest part
-  while two sub-windows have means further apart than the Hoeffding-style bound.
+  while two sub-windows have means further apart than the Hoeffding-style bound
+  (each part's size counted beyond ``min_window_length``, as MOA and river do). After
+  a detection the window starts afresh, so each change is reported once; the tests
+  check that every detection on streams with many changes is river's.
 
 >>> d = PageHinkley()
 >>> stream = [0.0] * 300 + [5.0] * 100
@@ -130,18 +133,25 @@ class ADWIN:
     ) -> None:
         self.delta, self.clock, self.max_buckets = delta, clock, max_buckets
         self.min_window_length, self.grace_period = min_window_length, grace_period
+        self.drift_detected = False
+        self._reset()
+
+    def _reset(self) -> None:
         self.rows: list[list[_Bucket]] = [[]]
         self.width = 0
         self.total = 0.0
         self.variance = 0.0
         self.ticks = 0
-        self.drift_detected = False
 
     @property
     def estimation(self) -> float:
         return self.total / self.width if self.width else 0.0
 
     def update(self, x: float) -> bool:
+        # After a change the window starts afresh (as PageHinkley and DDM do, and as
+        # river's ADWIN does): what came before the change says nothing of what follows.
+        if self.drift_detected:
+            self._reset()
         self.ticks += 1
         self._insert(x)
         found = False
@@ -208,13 +218,16 @@ class ADWIN:
 
     def _bound(self, n0: int, n1: int) -> float:
         var = self.variance / self.width
-        m = 1.0 / (1.0 / n0 + 1.0 / n1)  # harmonic-mean sample size of the two parts
+        # Each part counts only beyond the minimum length a part must have (as MOA and
+        # river do): the bound is wider than with the plain harmonic mean, so a change
+        # is reported once rather than again while the old part drains.
+        m_recip = 1.0 / (n0 - self.min_window_length + 1) + 1.0 / (n1 - self.min_window_length + 1)
         dd = math.log(2 * math.log(self.width) / self.delta)
-        return math.sqrt(2 * var * dd / m) + 2 * dd / (3 * m)
+        return math.sqrt(2 * m_recip * var * dd) + 2 * dd * m_recip / 3
 
     def _shrink(self) -> bool:
         found = False
-        while self.width > self.min_window_length * 2 and self._cut_found():
+        while self.width > 0 and self._cut_found():
             self._drop_oldest()
             found = True
         return found

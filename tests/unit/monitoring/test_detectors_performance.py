@@ -47,8 +47,27 @@ def test_detectors_agree_with_river(seed: int) -> None:
     )
     assert detect(errors, DDM()) == _river(river_drift.binary.DDM(), errors)
     ours, theirs = detect(mean_shift, ADWIN()), _river(river_drift.ADWIN(), mean_shift)
-    assert ours[0] == theirs[0]  # the first detection, where the change is
+    assert ours == theirs
     assert 1500 <= ours[0] < 1600
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_adwin_detects_every_change_where_river_does(seed: int) -> None:
+    """The whole list of detections, over streams with many changes: abrupt mean shifts
+    of random sizes and lengths, a slow sinusoidal drift, and error rates that move."""
+    rng = np.random.default_rng(100 + seed)
+    steps = np.concatenate(
+        [rng.normal(m, 1, int(rng.integers(300, 1500))) for m in rng.normal(0, 1.5, 8)]
+    )
+    gradual = np.sin(np.arange(6000) / 700.0) + rng.normal(0, 0.5, 6000)
+    rates = np.r_[np.full(2000, 0.1), np.full(2000, 0.4), np.full(2000, 0.2)]
+    errors = (rng.uniform(size=6000) < rates).astype(float)
+    found = 0
+    for stream in (list(steps), list(gradual), list(errors)):
+        theirs = _river(river_drift.ADWIN(), stream)
+        assert detect(stream, ADWIN()) == theirs
+        found += len(theirs)
+    assert found >= 3  # the streams do change
 
 
 def test_detectors_stay_quiet_on_a_stationary_stream() -> None:
