@@ -328,6 +328,8 @@ class PredictionLogger:
                 else "str"
             )
             by_type[kind].append(item if kind != "str" else (item[0], str(label), item[2]))
+        if "int" in by_type and "float" in by_type:  # 3 and 3.5 are one column of numbers
+            by_type["float"].extend((r, float(v), t) for r, v, t in by_type.pop("int"))
         types = {"bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(), "str": pa.string()}
         for kind, rows in by_type.items():
             table = pa.table(

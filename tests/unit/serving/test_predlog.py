@@ -77,14 +77,21 @@ def test_feedback_keeps_each_label_type(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
     logger = PredictionLogger(tmp_path, "iris")
-    logger.feedback([("a", 1), ("b", 2.5), ("c", True), ("d", "spam"), ("e", 0)])
-    logger.flush()
-    files = predlog.list_files(tmp_path, "feedback", "iris")
-    found = {}
-    for file in files:  # a column has one type: one file per type of label
-        table = pq.read_table(file)
-        found[str(table.schema.field("label").type)] = table.column("request_id").to_pylist()
-    assert found == {"int64": ["a", "e"], "double": ["b"], "bool": ["c"], "string": ["d"]}
+    found: dict[str, list[str]] = {}
+
+    def flush(items: list[tuple[str, object]]) -> None:
+        logger.feedback(items)
+        logger.flush()
+        for file in predlog.list_files(tmp_path, "feedback", "iris"):
+            table = pq.read_table(file)  # a column has one type: one file per type of label
+            found[str(table.schema.field("label").type)] = table.column("request_id").to_pylist()
+            file.unlink()
+
+    flush([("a", 1), ("c", True), ("d", "spam"), ("e", 0)])
+    assert found == {"int64": ["a", "e"], "bool": ["c"], "string": ["d"]}
+    found.clear()
+    flush([("a", 1), ("b", 2.5)])
+    assert found == {"double": ["b", "a"]}  # integers beside fractions are numbers too
 
 
 def test_the_writer_process_writes_what_it_was_sent(
