@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import httpx
 
 from loopline.client.client import Client
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_client_routes_answer_the_app_and_server_routes_stay_theirs(ui_url: str) -> None:
@@ -81,8 +85,9 @@ def test_runs_table_pages_and_counts(ui_url: str) -> None:
     whole = httpx.get(f"{ui_url}/api/v1/ui/runs", params={"experiment_ids": eid}).json()
     assert whole["total"] == len(whole["rows"]) == 5
     assert not whole["truncated"]
-    assert whole["tags"]
-    assert not any(r[10] for r in whole["rows"])
+    assert all(r[10] is None for r in whole["rows"])  # tag values only when asked for
+    assert all(r[6] == eid and r[2] == "FINISHED" for r in whole["rows"])
+    assert all(r[8] and r[9] for r in whole["rows"])
     page = httpx.get(
         f"{ui_url}/api/v1/ui/runs",
         params={"experiment_ids": eid, "limit": 2, "order_by": "metrics.auc DESC", "tags": True},
@@ -90,14 +95,80 @@ def test_runs_table_pages_and_counts(ui_url: str) -> None:
     assert page["total"] == 5
     assert page["truncated"]
     assert len(page["rows"]) == 2
-    auc = page["metrics"].index("auc")
-    best = sorted((r[9][auc] for r in whole["rows"]), reverse=True)[:2]
-    assert [r[9][auc] for r in page["rows"]] == best
-    assert "demo_session" in page["tags"]
-    assert all(r[10] for r in page["rows"])
+    best = sorted((r[9]["auc"] for r in whole["rows"]), reverse=True)[:2]
+    assert [r[9]["auc"] for r in page["rows"]] == best
+    assert all("demo_session" in r[10] for r in page["rows"])
+
+    keys = httpx.get(f"{ui_url}/api/v1/ui/run-keys", params={"experiment_ids": eid}).json()
+    assert "auc" in keys["metrics"]
+    assert "demo_session" in keys["tags"]
+    assert keys["params"] == sorted({k for r in whole["rows"] for k in r[8]})
 
     bad = httpx.get(
         f"{ui_url}/api/v1/ui/runs", params={"experiment_ids": eid, "filter": "metrics.auc >"}
     )
     assert bad.status_code == 400
     assert "position" in bad.json()["message"]
+
+
+def test_runs_table_is_json_from_sql_with_odd_values_and_large_answers_gzipped(
+    ui_url: str,
+) -> None:
+    client = Client(tracking_uri=ui_url)
+    try:
+        experiment = client.create_experiment("ui-odd-values")
+        odd = client.create_run(experiment, run_name='quote " and \\ back\nslash')
+        client.log_batch(
+            odd.run_id,
+            params={"note": 'say "hi"\t\u00e9\u4e2d'},
+            metrics=[("inf", math.inf, 0, 0), ("nan", math.nan, 0, 0), ("third", 1 / 3, 0, 0)],
+            tags={"long": "x" * 5000},
+        )
+        for i in range(400):  # enough rows to pass the compression threshold
+            run = client.create_run(experiment, run_name=f"filler-{i:03d}-" + "y" * 150)
+            client.log_batch(run.run_id, params={"i": str(i)}, metrics=[("m", i / 7, 0, 0)])
+        client.flush()
+    finally:
+        client.close()
+    answer = httpx.get(
+        f"{ui_url}/api/v1/ui/runs",
+        params={"experiment_ids": experiment, "tags": True},
+        headers={"accept-encoding": "gzip"},
+    )
+    assert answer.headers["content-encoding"] == "gzip"
+    assert int(answer.headers["content-length"]) < len(answer.content) / 3
+    table = answer.json()  # httpx undid the gzip; the text is valid JSON
+    assert table["total"] == 401
+    row = next(r for r in table["rows"] if r[0] == odd.run_id)
+    assert row[1] == 'quote " and \\ back\nslash'
+    assert row[8] == {"note": 'say "hi"\t\u00e9\u4e2d'}
+    assert row[9]["inf"] is None
+    assert row[9]["nan"] is None
+    assert abs(row[9]["third"] - 1 / 3) < 1e-12
+    assert row[10]["long"] == "x" * 200  # cut for the table
+    plain = httpx.get(
+        f"{ui_url}/api/v1/ui/runs",
+        params={"experiment_ids": experiment, "limit": 3},
+        headers={"accept-encoding": "identity"},
+    )
+    assert "content-encoding" not in plain.headers
+    assert plain.json()["total"] == 401
+    assert len(plain.json()["rows"]) == 3
+
+
+def test_metric_history_reads_one_covering_index(tmp_path: Path) -> None:
+    """The history query is an index-only scan in step order: no table lookups, no sort."""
+    import sqlalchemy as sa
+
+    from loopline.server.api.ui_support import history_query
+    from loopline.store.metadata import Database
+
+    db = Database(f"sqlite:///{tmp_path}/m.db")
+    query = history_query("r", "loss")
+    with db.read() as conn:
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = " ".join(
+            str(row[-1]) for row in conn.execute(sa.text(f"EXPLAIN QUERY PLAN {compiled}"))
+        )
+    assert "COVERING INDEX ix_metrics_run_id_key_step_timestamp_id_value" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan

@@ -78,8 +78,32 @@ export async function request<T>(
   return (await response.json()) as T;
 }
 
-export const get = <T>(path: string, query?: Query, signal?: AbortSignal) =>
-  request<T>("GET", path, { query, signal });
+// -- reads started before the app's code has loaded (see boot.ts) ---------------------------
+const PREFETCH_MS = 15_000;
+const prefetched = new Map<string, { at: number; answer: Promise<unknown> }>();
+
+/** Starts a GET now; the first `get` of the same URL within a few seconds takes its answer. */
+export function prefetch(path: string, query?: Query): void {
+  const url = withQuery(path, query);
+  if (prefetched.has(url)) return;
+  const answer = request<unknown>("GET", url, { quiet401: true });
+  answer.catch(() => undefined); // a failure is met again by the view's own request
+  prefetched.set(url, { at: Date.now(), answer });
+}
+
+function takePrefetched<T>(url: string): Promise<T> | undefined {
+  const found = prefetched.get(url);
+  if (!found) return undefined;
+  prefetched.delete(url);
+  if (Date.now() - found.at > PREFETCH_MS) return undefined;
+  // A failed prefetch (a 401 before login, say) is asked again, with the usual handling.
+  return (found.answer as Promise<T>).catch(() => request<T>("GET", url));
+}
+
+export function get<T>(path: string, query?: Query, signal?: AbortSignal): Promise<T> {
+  const url = withQuery(path, query);
+  return takePrefetched<T>(url) ?? request<T>("GET", url, { signal });
+}
 export const post = <T>(path: string, body?: unknown, query?: Query) =>
   request<T>("POST", path, { body: body ?? {}, query });
 export const put = <T>(path: string, body?: unknown, query?: Query) =>
@@ -120,25 +144,31 @@ export interface Run {
   };
 }
 
+export type RunRow = [
+  string, // run_id
+  string, // run_name
+  string, // status
+  number, // start_time
+  number | null, // end_time
+  string, // user_id
+  string, // experiment_id
+  string | null, // parent_run_id
+  Record<string, string> | null, // params
+  Record<string, number | null> | null, // latest metrics (NaN and infinities are null)
+  Record<string, string> | null, // tags, cut to 200 characters (null unless asked for)
+];
+
 export interface RunsTable {
+  rows: RunRow[];
+  total: number;
+  truncated: boolean;
+  with_tags: boolean;
+}
+
+export interface RunKeys {
   params: string[];
   metrics: string[];
   tags: string[];
-  rows: [
-    string, // run_id
-    string, // run_name
-    string, // status
-    number, // start_time
-    number | null, // end_time
-    string, // user_id
-    string, // experiment_id
-    string | null, // parent_run_id
-    (string | null)[], // params
-    (number | null)[], // metrics
-    (string | null)[], // tags
-  ][];
-  total: number;
-  truncated: boolean;
 }
 
 export interface History {
@@ -166,29 +196,13 @@ export const metricHistory = (
 ) =>
   get<History>("/api/v1/ui/metric-history", { run_id: runId, key, x, max_points: maxPoints }, signal);
 
-export const metricHistories = (runId: string, x: string, maxPoints = 1500, signal?: AbortSignal) =>
-  get<{ histories: History[] }>("/api/v1/ui/metric-histories", { run_id: runId, x, max_points: maxPoints }, signal).then(
+export const HISTORY_POINTS = 1500;
+export const historiesQuery = (runId: string, x: string) => ({ run_id: runId, x, max_points: HISTORY_POINTS });
+
+export const metricHistories = (runId: string, x: string, signal?: AbortSignal) =>
+  get<{ histories: History[] }>("/api/v1/ui/metric-histories", historiesQuery(runId, x), signal).then(
     (answer) => answer.histories,
   );
-
-const prefetched = new Map<string, Promise<History[]>>();
-
-/** Starts reading a run's histories before the run itself has arrived (the run page asks both at once). */
-export function prefetchHistories(runId: string, x: string): void {
-  const key = `${runId}\n${x}`;
-  if (!prefetched.has(key)) prefetched.set(key, metricHistories(runId, x));
-}
-
-/** The prefetched histories when there are some, else a fresh request. */
-export function takeHistories(runId: string, x: string, signal?: AbortSignal): Promise<History[]> {
-  const key = `${runId}\n${x}`;
-  const found = prefetched.get(key);
-  if (found) {
-    prefetched.delete(key);
-    return found;
-  }
-  return metricHistories(runId, x, 1500, signal);
-}
 
 export function artifactUrl(runId: string, path: string): string {
   return `/api/v1/runs/${encodeURIComponent(runId)}/artifacts/${path
@@ -214,4 +228,38 @@ export function getCapabilities(): Promise<Capabilities> {
     throw error;
   });
   return capabilities;
+}
+
+export type Me = {
+  user?: { name?: string; username?: string } | string;
+  auth?: boolean;
+  csrf_token?: string;
+};
+
+let session: Promise<Me | null> | null = null;
+
+/**
+ * Who is signed in: null when auth is on and nobody is, `{auth: false}` on an open
+ * server. Both questions go out at once; the first call's answer is kept for the
+ * app's first render (boot.ts asks before the app's code has loaded).
+ */
+export function loadSession(): Promise<Me | null> {
+  const found = session;
+  if (found) {
+    session = null;
+    return found;
+  }
+  const me = request<Me>("GET", "/api/v1/auth/me", { quiet401: true });
+  me.catch(() => undefined);
+  session = getCapabilities()
+    .then(({ apis }) => ((apis.auth ?? []).includes("/api/v1/auth/me") ? me : { auth: false }))
+    .then(
+      (answer: Me) => {
+        // A reload keeps the session cookie: the CSRF token comes back with /me.
+        if (answer.csrf_token) setCsrfToken(answer.csrf_token);
+        return answer;
+      },
+      (error: unknown) => (error instanceof ApiError && error.status === 401 ? null : { auth: false }),
+    );
+  return session;
 }

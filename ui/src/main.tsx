@@ -9,7 +9,7 @@ import {
   useLocation,
   useNavigate,
 } from "react-router-dom";
-import { ApiError, getCapabilities, post, request, setCsrfToken, setUnauthenticatedHandler } from "./api";
+import { loadSession, post, setCsrfToken, setUnauthenticatedHandler, type Me } from "./api";
 import { Loading } from "./components/common";
 import "./styles.css";
 
@@ -25,33 +25,11 @@ const Deployments = lazy(() => import("./views/Deployments"));
 const Monitoring = lazy(() => import("./views/Monitoring"));
 const Login = lazy(() => import("./views/Login"));
 
-export type Me = {
-  user?: { name?: string; username?: string } | string;
-  auth?: boolean;
-  csrf_token?: string;
-};
-
 function useSession(): [Me | null | undefined, (me: Me | null) => void] {
   // undefined: still asking; null: auth is on and nobody is logged in.
   const [me, setMe] = useState<Me | null | undefined>(undefined);
   useEffect(() => {
-    getCapabilities()
-      .then(({ apis }) =>
-        (apis.auth ?? []).includes("/api/v1/auth/me")
-          ? request<Me>("GET", "/api/v1/auth/me", { quiet401: true })
-          : { auth: false }, // a server without auth: everybody may look
-      )
-      .then(
-        (found) => {
-          // A reload keeps the session cookie: the CSRF token comes back with /me.
-          if (found.csrf_token) setCsrfToken(found.csrf_token);
-          setMe(found);
-        },
-        (error: unknown) => {
-          if (error instanceof ApiError && error.status === 401) setMe(null);
-          else setMe({ auth: false });
-        },
-      );
+    void loadSession().then(setMe);
   }, []);
   return [me, setMe];
 }

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from "react";
 import { useNavigate, useSearchParams } from "react-router-dom";
 import { ApiError, request, setCsrfToken } from "../api";
-import type { Me } from "../main";
+import type { Me } from "../api";
 
 export default function Login({ onLogin }: { onLogin: (me: Me) => void }) {
   const [params] = useSearchParams();

@@ -1,5 +1,6 @@
+import { useMemo } from "react";
 import { Link, useParams } from "react-router-dom";
-import { get, metricNumber, prefetchHistories, takeHistories, type ArtifactFile, type History, type Run } from "../api";
+import { get, metricHistories, metricNumber, prefetch, historiesQuery, type ArtifactFile, type History, type Run } from "../api";
 import { LazyMetricChart } from "../charts/Lazy";
 import { Artifacts } from "../components/Artifacts";
 import { ChartControls, useChartSettings } from "../components/ChartControls";
@@ -29,11 +30,13 @@ export default function RunPage() {
   const { runId = "" } = useParams();
   const tab = useTab(TABS);
   const [x] = useParam("x", "step");
-  if (tab === "metrics") {
+  const charts = tab === "metrics";
+  useMemo(() => {
+    if (!charts) return;
     // The run and its curves are read at once, and the chart code loads meanwhile.
-    prefetchHistories(runId, x);
+    prefetch("/api/v1/ui/metric-histories", historiesQuery(runId, x));
     void import("../charts/MetricChart");
-  }
+  }, [runId, x, charts]);
   const loaded = useApi(
     (signal) => get<{ run: Run }>(`/api/v1/runs/${encodeURIComponent(runId)}`, undefined, signal),
     [runId],
@@ -157,7 +160,7 @@ function Metrics({ run }: { run: Run }) {
     .sort()
     .filter((k) => k.toLowerCase().includes(needle.toLowerCase()));
   const all = useApi(
-    (signal) => takeHistories(run.info.run_id, settings.x, signal),
+    (signal) => metricHistories(run.info.run_id, settings.x, signal),
     [run.info.run_id, settings.x],
   );
   const wanted = new Set(keys);

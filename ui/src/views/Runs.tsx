@@ -1,7 +1,7 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useMemo, useRef, useState, type FormEvent } from "react";
-import { Link, useNavigate } from "react-router-dom";
-import { get, type Experiment, type RunsTable } from "../api";
+import { Link, useNavigate, useSearchParams } from "react-router-dom";
+import { get, type Experiment, type RunKeys, type RunsTable } from "../api";
 import {
   Empty,
   ErrorBox,
@@ -14,6 +14,7 @@ import {
   useParam,
   useParamsUpdate,
 } from "../components/common";
+import { firstPageQuery, runsState, tableQuery } from "./runsQuery";
 
 type Row = RunsTable["rows"][number];
 type Cell = string | number | null;
@@ -28,22 +29,6 @@ interface Column {
 }
 
 const ROW_HEIGHT = 30;
-const FIRST_PAGE = 200;
-
-/** The server's order for a column of this grid, so its first page matches the sort. */
-function orderBy(sort: string, dir: string): string[] | undefined {
-  const way = dir === "asc" ? "ASC" : "DESC";
-  const attributes: Record<string, string> = {
-    name: "attributes.run_name",
-    status: "attributes.status",
-    start_time: "attributes.start_time",
-  };
-  if (sort in attributes) return [`${attributes[sort]} ${way}`];
-  const kind = { m: "metrics", p: "params", t: "tags" }[sort.slice(0, 1)];
-  if (kind && sort[1] === ".") return [`${kind}.\`${sort.slice(2)}\` ${way}`];
-  return undefined;
-}
-
 function fixedColumns(experiments: Map<string, string>, several: boolean): Column[] {
   const columns: Column[] = [
     {
@@ -79,37 +64,41 @@ function fixedColumns(experiments: Map<string, string>, several: boolean): Colum
   return columns;
 }
 
-function dataColumns(table: RunsTable, chosen: string[]): Column[] {
-  const index = {
-    m: new Map(table.metrics.map((k, i) => [k, i])),
-    p: new Map(table.params.map((k, i) => [k, i])),
-    t: new Map(table.tags.map((k, i) => [k, i])),
-  };
+/** The keys the rows have, in each of params, metrics and tags, sorted. */
+function rowKeys(table: RunsTable): RunKeys {
+  const found = { params: new Set<string>(), metrics: new Set<string>(), tags: new Set<string>() };
+  for (const row of table.rows) {
+    for (const key in row[8]) found.params.add(key);
+    for (const key in row[9]) found.metrics.add(key);
+    for (const key in row[10]) found.tags.add(key);
+  }
+  const sorted = (keys: Set<string>) => [...keys].sort();
+  return { params: sorted(found.params), metrics: sorted(found.metrics), tags: sorted(found.tags) };
+}
+
+function dataColumns(chosen: string[]): Column[] {
   const columns: Column[] = [];
   for (const id of chosen) {
-    const kind = id.slice(0, 1) as "m" | "p" | "t";
+    const kind = id.slice(0, 1);
     const key = id.slice(2);
-    const at = index[kind]?.get(key);
-    if (at === undefined) continue;
+    if (id[1] !== ".") continue;
     if (kind === "m")
       columns.push({
         id,
         label: key,
         width: 110,
         numeric: true,
-        value: (r) => r[9][at],
-        render: (r) => formatNumber(r[9][at]),
+        value: (r) => r[9]?.[key] ?? null,
+        render: (r) => formatNumber(r[9]?.[key] ?? null),
       });
-    else columns.push({ id, label: key, width: 120, value: (r) => r[kind === "p" ? 8 : 10][at] });
+    else if (kind === "p") columns.push({ id, label: key, width: 120, value: (r) => r[8]?.[key] ?? null });
+    else if (kind === "t") columns.push({ id, label: key, width: 120, value: (r) => r[10]?.[key] ?? null });
   }
   return columns;
 }
 
-function defaultColumns(table: RunsTable): string[] {
-  return [
-    ...table.metrics.slice(0, 5).map((k) => `m.${k}`),
-    ...table.params.slice(0, 4).map((k) => `p.${k}`),
-  ];
+function defaultColumns(keys: RunKeys): string[] {
+  return [...keys.metrics.slice(0, 5).map((k) => `m.${k}`), ...keys.params.slice(0, 4).map((k) => `p.${k}`)];
 }
 
 function compareCells(a: Cell, b: Cell, numeric: boolean): number {
@@ -132,6 +121,7 @@ export default function Runs() {
   const [draft, setDraft] = useState(filter);
   useEffect(() => setDraft(filter), [filter]);
   const experimentIds = experimentParam.split(",").filter(Boolean);
+  const [params] = useSearchParams();
 
   const experiments = useApi(
     (signal) => get<{ experiments: Experiment[] }>("/api/v1/experiments", { view: "all" }, signal),
@@ -140,16 +130,15 @@ export default function Runs() {
   const ids = experimentIds.length
     ? experimentIds
     : (experiments.data?.experiments.filter((e) => e.lifecycle_stage === "active").map((e) => e.experiment_id) ?? []);
-  // Tag values are long and rarely shown: the server sends them when a tag column is.
-  const withTags = cols.split(",").some((c) => c.startsWith("t.")) || sort.startsWith("t.");
-  const query = { experiment_ids: ids.join(","), filter, view, tags: withTags || undefined };
-  const key = [ids.join(","), filter, view, withTags];
+  const state = runsState(params);
+  const query = tableQuery(state, ids);
+  const key = [ids.join(","), filter, view, Boolean(query.tags)];
   // A first page in the current order draws at once; the whole table (sorted and
   // filtered here, in the browser) follows and replaces it.
   const first = useApi(
     (signal) =>
       ids.length
-        ? get<RunsTable>("/api/v1/ui/runs", { ...query, limit: FIRST_PAGE, order_by: orderBy(sort, dir) }, signal)
+        ? get<RunsTable>("/api/v1/ui/runs", firstPageQuery(state, ids), signal)
         : Promise.resolve(undefined as unknown as RunsTable),
     key,
   );
@@ -216,7 +205,9 @@ export default function Runs() {
       ) : table.data ? (
         <RunGrid
           table={table.data}
-          chosen={cols ? cols.split(",").filter(Boolean) : defaultColumns(table.data)}
+          chosen={cols ? cols.split(",").filter(Boolean) : undefined}
+          experimentIds={ids}
+          view={view}
           setChosen={(next) => setCols(next.join(","))}
           fixed={fixedColumns(names, ids.length > 1)}
           sort={sort}
@@ -234,7 +225,9 @@ export default function Runs() {
 
 function RunGrid(props: {
   table: RunsTable;
-  chosen: string[];
+  chosen: string[] | undefined;
+  experimentIds: string[];
+  view: string;
   setChosen: (cols: string[]) => void;
   fixed: Column[];
   sort: string;
@@ -242,10 +235,16 @@ function RunGrid(props: {
   onSort: (id: string) => void;
   stale: boolean;
 }) {
-  const { table, chosen, fixed, sort, dir } = props;
+  const { table, fixed, sort, dir } = props;
   const navigate = useNavigate();
   const [selected, setSelected] = useState<Set<string>>(new Set());
-  const columns = useMemo(() => [...fixed, ...dataColumns(table, chosen)], [fixed, table, chosen]);
+  const keys = useMemo(() => rowKeys(table), [table]);
+  const chosen = props.chosen ?? defaultColumns(keys);
+  const chosenText = chosen.join(",");
+  const columns = useMemo(
+    () => [...fixed, ...dataColumns(chosenText.split(",").filter(Boolean))],
+    [fixed, chosenText],
+  );
   const rows = useMemo(() => {
     const column = columns.find((c) => c.id === sort);
     if (!column) return table.rows;
@@ -284,7 +283,13 @@ function RunGrid(props: {
           {rows.length < table.total ? ` (${rows.length.toLocaleString()} loaded${props.stale ? ", loading the rest…" : "; narrow the filter"})` : ""}
           {props.stale && rows.length === table.total ? " · updating…" : ""}
         </span>
-        <ColumnChooser table={table} chosen={chosen} setChosen={props.setChosen} />
+        <ColumnChooser
+          keys={keys}
+          experimentIds={props.experimentIds}
+          view={props.view}
+          chosen={chosen}
+          setChosen={props.setChosen}
+        />
         <button
           className="primary"
           disabled={selected.size < 1}
@@ -350,19 +355,36 @@ function RunGrid(props: {
   );
 }
 
-function ColumnChooser(props: { table: RunsTable; chosen: string[]; setChosen: (c: string[]) => void }) {
-  const { table, chosen } = props;
+function ColumnChooser(props: {
+  keys: RunKeys;
+  experimentIds: string[];
+  view: string;
+  chosen: string[];
+  setChosen: (c: string[]) => void;
+}) {
+  const { chosen } = props;
   const [needle, setNeedle] = useState("");
+  const [open, setOpen] = useState(false);
+  // The table's rows carry no tag values unless a tag column is shown: every key of
+  // the experiments is asked for when the chooser opens.
+  const all = useApi(
+    (signal) =>
+      open
+        ? get<RunKeys>("/api/v1/ui/run-keys", { experiment_ids: props.experimentIds.join(","), view: props.view }, signal)
+        : Promise.resolve(undefined),
+    [open, props.experimentIds.join(","), props.view],
+  );
+  const merge = (mine: string[], theirs: string[] | undefined) => [...new Set([...mine, ...(theirs ?? [])])].sort();
   const set = new Set(chosen);
   const toggle = (id: string) =>
     props.setChosen(set.has(id) ? chosen.filter((c) => c !== id) : [...chosen, id]);
   const groups: [string, string, string[]][] = [
-    ["Metrics", "m", table.metrics],
-    ["Params", "p", table.params],
-    ["Tags", "t", table.tags],
+    ["Metrics", "m", merge(props.keys.metrics, all.data?.metrics)],
+    ["Params", "p", merge(props.keys.params, all.data?.params)],
+    ["Tags", "t", merge(props.keys.tags, all.data?.tags)],
   ];
   return (
-    <details className="chooser">
+    <details className="chooser" onToggle={(e) => setOpen(e.currentTarget.open)}>
       <summary>Columns ({chosen.length})</summary>
       <div className="chooser-body">
         <input

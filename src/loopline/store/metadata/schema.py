@@ -120,7 +120,8 @@ metrics = sa.Table(
     sa.Column("value", sa.Double, nullable=True),
     sa.Column("timestamp", Millis, nullable=False),
     sa.Column("step", sa.BigInteger, nullable=False),
-    sa.Index(None, "run_id", "key", "step"),
+    # Covering: a history is an index-only scan already in (step, timestamp, id) order.
+    sa.Index(None, "run_id", "key", "step", "timestamp", "id", "value"),
 )
 
 # The point with the highest (step, timestamp) per run and key: what search filters on.
