@@ -494,8 +494,6 @@ class MonitorService:
         estimate (in the run's summary and as ``performance`` results of that run).
         Returns how many runs it updated.
         """
-        import pandas as pd
-
         from loopline import predlog
         from loopline.monitoring.estimate import realised
         from loopline.monitoring.performance import join_feedback
@@ -509,6 +507,11 @@ class MonitorService:
                 continue
             start = datetime.fromtimestamp(past["window_start"] / 1000, UTC)
             end = datetime.fromtimestamp(past["window_end"] / 1000, UTC)
+            # Labels first: they are few, and without new ones the window is not read.
+            feedback = predlog.read_log(self.predictions_root, "feedback", source, start,
+                                        None, columns=["request_id", "timestamp", "label"])  # fmt: skip
+            if feedback.num_rows <= estimate["labelled_rows"]:
+                continue
             wanted = ["request_id", "variant", f"{predlog.OUTPUT_PREFIX}prediction"]
             try:
                 frame = predlog.read_log(self.predictions_root, "predictions", source, start, end,
@@ -516,9 +519,7 @@ class MonitorService:
             except (KeyError, ValueError):  # pyarrow's ArrowInvalid: a column never logged
                 continue
             frame = frame[frame["variant"] != "shadow"]
-            feedback = predlog.read_log(self.predictions_root, "feedback", source, start,
-                                        None).to_pandas()  # fmt: skip
-            joined = join_feedback(frame, feedback) if len(feedback) else pd.DataFrame()
+            joined = join_feedback(frame, feedback.to_pandas())
             if len(joined) <= estimate["labelled_rows"]:
                 continue
             done = realised(estimate, joined["label"], joined[wanted[2]])
