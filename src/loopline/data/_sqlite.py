@@ -17,8 +17,6 @@ import sqlite3
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-import orjson
-
 from loopline.data.rows import (
     EVENT_TAG_MOVED,
     EVENT_VERSION_ADDED,
@@ -284,6 +282,8 @@ def _emit(
     now: int,
 ) -> None:
     """:func:`loopline.events.emit` for SQLite (no lock needed: writers are serialised)."""
+    import orjson
+
     conn.execute(
         _INSERT_EVENT,
         (pid, kind, LINEAGE_TYPE, entity_id, actor, orjson.dumps(payload).decode(), now),

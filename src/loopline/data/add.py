@@ -21,8 +21,6 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from loopline.data._pool import gc_paused, interrupts_deferred
 from loopline.data.manifest import Entry, Manifest
 from loopline.data.refs import check_name, check_tag
@@ -175,6 +173,8 @@ def _profile(
     service: DataService, snapshot: Snapshot, manifest: Manifest
 ) -> tuple[str | None, str | None]:
     """(schema JSON, profile blob digest) of the version's tabular files; (None, None) without any."""
+    import orjson
+
     from loopline.data.profile import TABULAR_SUFFIXES, tabular_format
 
     # One pass over the manifest's bytes instead of a suffix test per entry (a path in
@@ -212,6 +212,8 @@ def _profile_one(
     service: DataService, entry: Entry, fmt: str, source: str
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(schema entry, profile) of one file, from the state cache when its content was seen."""
+    import orjson
+
     cached = service.state.get_profile(entry.digest)
     if cached is not None:
         both = orjson.loads(cached)

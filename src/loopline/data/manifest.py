@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-import orjson
-
 from loopline.errors import IntegrityError, InvalidArgumentError, UnsafePathError
 from loopline.store.digest import ALGO, Digest
 
@@ -59,6 +57,8 @@ def digests_in(data: bytes) -> set[str]:
     >>> digests_in(Manifest("dir", [Entry("a", 1, "0" * 64)]).to_bytes()) == {"0" * 64}
     True
     """
+    import orjson
+
     try:
         return {row[2] for row in orjson.loads(data)["entries"]}
     except (ValueError, TypeError, KeyError, IndexError) as exc:
@@ -122,6 +122,8 @@ class Manifest:
     # -- serialization -----------------------------------------------------------------
     def to_bytes(self) -> bytes:
         """The canonical bytes (cached)."""
+        import orjson
+
         if self._bytes is None:
             rows = [[p, n, d, 1 if x else 0] for p, n, d, x in self.entries]
             try:
@@ -141,6 +143,8 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
+        import orjson
+
         try:
             doc = orjson.loads(data)
             if doc.get("format") != FORMAT:

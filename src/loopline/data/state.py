@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import blake3
-import orjson
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -229,6 +228,8 @@ class StateCache(State):
         self._seen[root] = _Seen(snapshot, keys, fp, row[0], row[1], None, 0)
 
         def load() -> dict[str, str]:
+            import orjson  # here: an unchanged tree never needs it (nor its import time)
+
             # One read transaction: the entries and the manifest they belong to agree
             # even while another process records this tree.
             conn = self._conn
@@ -331,6 +332,8 @@ class StateCache(State):
         ``files``: states of files no longer listed get a tombstone, so every stored
         digest belongs to the last listing recorded.
         """
+        import orjson
+
         conn = self._conn
         if seen is not None and seen.files is not None and seen.pending is not None:
             old = seen.files

@@ -9,8 +9,6 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from loopline.errors import InvalidArgumentError
 from loopline.store.digest import Digest
 
@@ -96,6 +94,8 @@ class DatasetVersion:
     @functools.cached_property
     def schema(self) -> dict[str, Any]:
         """Per tabular file: its format, row count and columns (name and Arrow type)."""
+        import orjson
+
         if not self._row.schema_json:
             return {}
         files: dict[str, Any] = orjson.loads(self._row.schema_json).get("files", {})
@@ -103,6 +103,8 @@ class DatasetVersion:
 
     def profile(self) -> dict[str, Any]:
         """Per tabular file: its profile (see :mod:`loopline.data.profile`); empty when none."""
+        import orjson
+
         if self.profile_digest is None:
             return {}
         doc = orjson.loads(self._service.blobs.get_bytes(self.profile_digest))
