@@ -197,6 +197,32 @@ def test_fast_path_commands_in_a_real_process(folder: Path) -> None:
     assert "--name" in usage.stderr
 
 
+_LOADED_BY_MAIN = (
+    "import sys; from loopline.cli.main import main\n"
+    "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    "heavy = ('typer', 'click', 'pydantic', 'rich', 'orjson', 'sqlalchemy', 'pandas')\n"
+    "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)"
+)
+
+
+def test_the_console_entry_point_answers_add_and_status_without_heavy_imports(
+    folder: Path,
+) -> None:
+    """``loopline data add|status`` on an unchanged tree loads no typer, pydantic, orjson..."""
+    _loopline_data("add", folder, "-n", "lean")
+    for args in (["add", str(folder), "-n", "lean"], ["status", "lean"]):
+        done = subprocess.run(
+            [sys.executable, "-c", _LOADED_BY_MAIN, "data", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            env=os.environ,
+        )
+        assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
+        assert "unchanged" in done.stdout or "up to date" in done.stdout
+
+
 def _make_tree(root: Path, files: int, big_mib: int) -> None:
     for i in range(files):
         folder = root / f"d{i % 40:02d}"
