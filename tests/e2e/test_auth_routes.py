@@ -26,7 +26,13 @@ if TYPE_CHECKING:
 
     from .conftest import ThreadServer
 
-OPEN_API_PATHS = {"/api/v1/auth/login", "/api/v1/auth/me", "/api/v1/auth/logout"}
+OPEN_API_PATHS = {
+    "/api/v1/auth/login",
+    "/api/v1/auth/me",
+    "/api/v1/auth/logout",
+    "/api/v1/auth/oidc/login",
+    "/api/v1/auth/oidc/callback",
+}
 _PARAM = re.compile(r"\{([^}:]+)(?::[^}]+)?\}")
 
 

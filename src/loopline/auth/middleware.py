@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from loopline.auth.collab import CollabStore
+    from loopline.auth.oidc import OidcClient
     from loopline.auth.store import AuthStore
     from loopline.auth.webhooks import Dispatcher
     from loopline.store.metadata import Database
@@ -89,6 +90,8 @@ class AuthConfig:
     """Requests per user and minute, shared by the server's processes (None: no cap)."""
     webhooks: Dispatcher | None = None
     """Delivers notifications to webhooks while the app runs."""
+    oidc: OidcClient | None = None
+    """Single sign-on through an OpenID Connect issuer (None: not configured)."""
     audit: bool = True
     _basic_cache: dict[str, tuple[float, int, int]] = field(default_factory=dict)
     """A password check's digest -> (when, user id, the user's change stamp then)."""
@@ -115,7 +118,10 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
     ``enabled=None`` reads ``Settings.auth`` (``LOOPLINE_AUTH``, set by ``loopline server
     --auth``); :func:`loopline.server.run.serve` also turns it on for non-loopback binds.
     """
+    import os
+
     from loopline.auth.collab import CollabStore
+    from loopline.auth.oidc import OidcClient, OidcConfig
     from loopline.auth.store import AuthStore
     from loopline.auth.webhooks import Dispatcher
     from loopline.config import Settings
@@ -132,6 +138,10 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
         usage=SharedRateLimiter(db, limit) if limit else None,
         webhooks=Dispatcher(db),
     )
+    # TODO(lead): Settings fields; config.py is the one reader of the environment.
+    sso = OidcConfig.from_env(os.environ)
+    if sso is not None:
+        app.state.auth.oidc = OidcClient(sso)
     # Started and stopped with the app (uvicorn's lifespan), in every worker process:
     # the dispatcher's claims keep each event to one delivery.
     app.router.add_event_handler("startup", app.state.auth.webhooks.start)

@@ -37,6 +37,8 @@ RULES: tuple[tuple[frozenset[str], str, Role], ...] = (
     # -- open ---------------------------------------------------------------------
     (_ANY, r"/health", Role.OPEN),
     (frozenset({"POST"}), r"/api/v1/auth/login", Role.OPEN),
+    # Single sign-on: the trip to the identity provider and back.
+    (frozenset({"GET"}), r"/api/v1/auth/oidc/(?:login|callback)", Role.OPEN),
     # /me answers 401 itself when nobody is signed in; logout just clears the cookie.
     (_ANY, r"/api/v1/auth/(?:me|logout)", Role.OPEN),
     # -- any signed-in user: their own things ---------------------------------------

@@ -257,6 +257,14 @@ class AuthStore:
             ).first()
             return None if row is None else self._principal(conn, row, via)
 
+    def principal_by_name(self, name: str, via: str) -> Principal | None:
+        """An enabled user vouched for elsewhere (single sign-on), with their roles."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(users).where(users.c.name == name, users.c.disabled.is_(sa.false()))
+            ).first()
+            return None if row is None else self._principal(conn, row, via)
+
     def authenticate_token(self, token: str) -> Principal | None:
         """The token's user when it is known, unrevoked, unexpired and its user enabled."""
         if not token.startswith(TOKEN_PREFIX):

@@ -6,6 +6,7 @@ Method      Path                                        What                    
 ==========  ==========================================  ======================  ==============
 POST        /auth/login                                 session cookie + CSRF   nothing
 POST        /auth/logout                                end the session         nothing
+GET         /auth/oidc/login, /auth/oidc/callback       single sign-on          nothing
 GET         /auth/me                                    who am I, my roles      a sign-in (401)
 GET, POST   /users                                      list, create            server admin
 POST        /users/{name}/disable, /enable              (dis)allow sign-in      server admin
@@ -43,6 +44,7 @@ from starlette.responses import Response, StreamingResponse
 
 from loopline.auth.roles import Role
 from loopline.errors import (
+    InvalidArgumentError,
     LimitExceededError,
     NotFoundError,
     PermissionDeniedError,
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 
     from loopline.auth.collab import CollabStore
     from loopline.auth.middleware import AuthConfig
+    from loopline.auth.oidc import OidcClient
     from loopline.auth.principal import Principal
     from loopline.auth.store import AuthStore
     from loopline.auth.webhooks import WebhookStore
@@ -160,6 +163,95 @@ async def logout(request: Request) -> Response:
         await run_in_threadpool(_store(request).end_session, session_id)
     response = _json({})
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+_OIDC_COOKIE = "loopline_oidc"
+_OIDC_PATH = "/api/v1/auth/oidc"
+
+
+def _sso(request: Request) -> OidcClient:
+    found = _config(request).oidc
+    if found is None:
+        raise NotFoundError(
+            "single sign-on is not configured on this server",
+            hint="set LOOPLINE_OIDC_ISSUER, LOOPLINE_OIDC_CLIENT_ID and LOOPLINE_OIDC_CLIENT_SECRET",
+        )
+    return found
+
+
+def _redirect_uri(request: Request, sso: OidcClient) -> str:
+    return sso.config.redirect_uri or str(request.url_for("oidc_callback"))
+
+
+@router.get(
+    "/auth/oidc/login", summary="Single sign-on: go to the identity provider", status_code=302
+)
+def oidc_login(request: Request) -> Response:
+    import secrets
+
+    sso = _sso(request)
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    target = sso.authorize_url(_redirect_uri(request, sso), state, nonce)
+    response = Response(status_code=302, headers={"location": target})
+    response.set_cookie(
+        _OIDC_COOKIE,
+        f"{state}.{nonce}",
+        max_age=600,
+        httponly=True,
+        samesite="lax",  # sent on the provider's top-level redirect back
+        secure=request.url.scheme in _SECURE_SCHEMES,
+        path=_OIDC_PATH,
+    )
+    return response
+
+
+@router.get(
+    "/auth/oidc/callback",
+    name="oidc_callback",
+    summary="Single sign-on: the provider's answer; sets the session cookie",
+    status_code=302,
+)
+def oidc_callback(
+    request: Request,
+    code: Annotated[str, Query(min_length=1, max_length=4096)],
+    state: Annotated[str, Query(min_length=1, max_length=256)],
+) -> Response:
+    from loopline.auth.credentials import constant_time_equal
+    from loopline.auth.middleware import SESSION_COOKIE
+    from loopline.auth.store import SESSION_SECONDS
+
+    sso = _sso(request)
+    expected, _, nonce = (request.cookies.get(_OIDC_COOKIE) or "").partition(".")
+    if not expected or not nonce or not constant_time_equal(expected, state):
+        raise InvalidArgumentError(
+            "the sign-in state does not match this browser's",
+            hint="start again at /auth/oidc/login",
+        )
+    claims = sso.exchange(code, _redirect_uri(request, sso), nonce)
+    name = str(claims.get(sso.config.username_claim) or "")
+    store = _store(request)
+    found = store.principal_by_name(name, "session") if name else None
+    audit = getattr(request.state, "audit", None)
+    if isinstance(audit, dict):
+        audit["name"] = name[:256] or "unknown"
+    if found is None:
+        raise PermissionDeniedError(
+            f"{name or 'this identity'!r} is not an enabled loopline user",
+            hint="ask an administrator to create the user (`loopline users create NAME`)",
+        )
+    session_id, _csrf = store.create_session(found)
+    response = Response(status_code=302, headers={"location": "/"})
+    response.delete_cookie(_OIDC_COOKIE, path=_OIDC_PATH)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme in _SECURE_SCHEMES,
+        path="/",
+    )
     return response
 
 
