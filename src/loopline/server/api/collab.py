@@ -121,8 +121,7 @@ class Login(BaseModel):
 @router.post("/auth/login", summary="Sign in: sets the session cookie, returns the CSRF token")
 async def login(body: Login, request: Request) -> Response:
     config = _config(request)
-    from loopline.auth.middleware import SESSION_COOKIE, client_address
-    from loopline.auth.store import SESSION_SECONDS
+    from loopline.auth.middleware import client_address
 
     address = client_address(request.scope)
     audit = getattr(request.state, "audit", None)
@@ -142,6 +141,14 @@ async def login(body: Login, request: Request) -> Response:
         )
     session_id, csrf = await run_in_threadpool(config.store.create_session, found)
     response = _json({"user": _user_view(found), "csrf_token": csrf})
+    _set_session_cookie(response, request, session_id)
+    return response
+
+
+def _set_session_cookie(response: Response, request: Request, session_id: str) -> None:
+    from loopline.auth.middleware import SESSION_COOKIE
+    from loopline.auth.store import SESSION_SECONDS
+
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -151,7 +158,6 @@ async def login(body: Login, request: Request) -> Response:
         secure=request.url.scheme in _SECURE_SCHEMES,
         path="/",
     )
-    return response
 
 
 @router.post("/auth/logout", summary="Sign out: ends the session and clears its cookie")
@@ -218,8 +224,6 @@ def oidc_callback(
     state: Annotated[str, Query(min_length=1, max_length=256)],
 ) -> Response:
     from loopline.auth.credentials import constant_time_equal
-    from loopline.auth.middleware import SESSION_COOKIE
-    from loopline.auth.store import SESSION_SECONDS
 
     sso = _sso(request)
     expected, _, nonce = (request.cookies.get(_OIDC_COOKIE) or "").partition(".")
@@ -243,15 +247,7 @@ def oidc_callback(
     session_id, _csrf = store.create_session(found)
     response = Response(status_code=302, headers={"location": "/"})
     response.delete_cookie(_OIDC_COOKIE, path=_OIDC_PATH)
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_id,
-        max_age=SESSION_SECONDS,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme in _SECURE_SCHEMES,
-        path="/",
-    )
+    _set_session_cookie(response, request, session_id)
     return response
 
 
