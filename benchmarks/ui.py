@@ -117,21 +117,48 @@ RUNS_READY = (
 CHART_READY = "() => document.querySelector('[data-testid=metric-chart][data-drawn=true]') !== null"
 
 
+def _view_assets(manifest: dict[str, Any], entry: str, views: list[str]) -> set[str]:
+    """The files a first load of ``views`` fetches: the entry, the chunks it imports
+    when the page opens (the app and the view), and their static imports and CSS."""
+    found: set[str] = set()
+
+    def add(key: str) -> None:
+        chunk = manifest[key]
+        if chunk["file"] in found:
+            return
+        found.add(chunk["file"])
+        found.update(chunk.get("css", []))
+        for child in chunk.get("imports", []):
+            add(child)
+
+    add(entry)
+    for key in manifest[entry].get("dynamicImports", []):
+        if key in views:
+            add(key)
+    return found
+
+
 def _bundle() -> Results:
+    import json
+
     from loopline.server.ui import STATIC_DIR
 
     assets = STATIC_DIR / "assets"
-    if not assets.is_dir():
+    manifest_path = STATIC_DIR / ".vite" / "manifest.json"
+    if not assets.is_dir() or not manifest_path.is_file():
         raise RuntimeError("the UI is not built: make ui")
     plain = [p for p in assets.iterdir() if not p.name.endswith(".gz")]
     gz = [p for p in assets.iterdir() if p.name.endswith(".gz")]
-    index = (STATIC_DIR / "index.html").read_text()
-    first = [p for p in gz if p.name.removesuffix(".gz") in index]
+    manifest = json.loads(manifest_path.read_text())
+    entry = next(key for key, chunk in manifest.items() if chunk.get("isEntry"))
+    # The runs view: boot.ts imports the app (main.tsx) and the view itself at once.
+    first = _view_assets(manifest, entry, ["src/main.tsx", "src/views/Runs.tsx"])
+    first_gz = [STATIC_DIR / (name + ".gz") for name in first]
     return {
         "bundle_kib": figure(sum(p.stat().st_size for p in plain) / 1024, "KiB", len(plain)),
         "bundle_gz_kib": figure(sum(p.stat().st_size for p in gz) / 1024, "KiB", len(gz)),
         "first_load_gz_kib": figure(
-            sum(p.stat().st_size for p in first) / 1024, "KiB", len(first), "index.html's assets"
+            sum(p.stat().st_size for p in first_gz) / 1024, "KiB", len(first), "the runs view's"
         ),
     }
 

@@ -10,6 +10,8 @@ export default defineConfig({
     emptyOutDir: true,
     assetsDir: "assets",
     chunkSizeWarningLimit: 300,
+    // .vite/manifest.json: the chunk graph, from which benchmarks/ui.py sums what a view loads.
+    manifest: true,
   },
   server: {
     // `npm run dev` against a `loopline server` on the default port.

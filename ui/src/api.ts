@@ -240,7 +240,8 @@ let session: Promise<Me | null> | null = null;
 
 /**
  * Who is signed in: null when auth is on and nobody is, `{auth: false}` on an open
- * server. Both questions go out at once; the first call's answer is kept for the
+ * server. Asked straight away (not after the capabilities: the server's first
+ * OpenAPI document takes seconds to build); the first call's answer is kept for the
  * app's first render (boot.ts asks before the app's code has loaded).
  */
 export function loadSession(): Promise<Me | null> {
@@ -249,17 +250,13 @@ export function loadSession(): Promise<Me | null> {
     session = null;
     return found;
   }
-  const me = request<Me>("GET", "/api/v1/auth/me", { quiet401: true });
-  me.catch(() => undefined);
-  session = getCapabilities()
-    .then(({ apis }) => ((apis.auth ?? []).includes("/api/v1/auth/me") ? me : { auth: false }))
-    .then(
-      (answer: Me) => {
-        // A reload keeps the session cookie: the CSRF token comes back with /me.
-        if (answer.csrf_token) setCsrfToken(answer.csrf_token);
-        return answer;
-      },
-      (error: unknown) => (error instanceof ApiError && error.status === 401 ? null : { auth: false }),
-    );
+  session = request<Me>("GET", "/api/v1/auth/me", { quiet401: true }).then(
+    (answer) => {
+      // A reload keeps the session cookie: the CSRF token comes back with /me.
+      if (answer.csrf_token) setCsrfToken(answer.csrf_token);
+      return answer;
+    },
+    (error: unknown) => (error instanceof ApiError && error.status === 401 ? null : { auth: false }),
+  );
   return session;
 }
