@@ -34,6 +34,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "UNAUTHENTICATED": 401,
     "PERMISSION_DENIED": 403,
     "FEATURE_DISABLED": 501,
+    # A method the server will never perform on this resource (e.g. deleting artifacts
+    # through MLflow's proxy): a 4xx, so no client retries it.
+    "METHOD_NOT_ALLOWED": 405,
     "CHECK_FAILED": 409,
     "REQUEST_LIMIT_EXCEEDED": 413,
     "DATA_LOSS": 500,
