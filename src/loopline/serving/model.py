@@ -60,6 +60,9 @@ class ServedModel:
     classes: list[Any] | None = None
     unnamed_ok: bool = False
     """Arrays go in without feature names (checked against the signature already)."""
+    argmax_classes: np.ndarray[Any, Any] | None = None
+    """Set when the model's class is by definition its most probable one (see
+    :func:`_argmax_classes`): ``predict`` is then derived from ``predict_proba``."""
 
     @property
     def flavor(self) -> str:
@@ -239,6 +242,11 @@ class ServedModel:
 
     def _predict(self, data: Any) -> Prediction:
         predictor = self.loaded._predictor
+        if self.argmax_classes is not None:
+            # One pass through scikit-learn's input checks instead of two (they cost more
+            # than a small model's arithmetic): the class is the most probable one.
+            likely = np.asarray(predictor.predict_proba(data), dtype=np.float64)
+            return Prediction(self.argmax_classes[np.argmax(likely, axis=1)], likely)
         outputs = np.asarray(predictor.predict(data))
         proba = None
         if self.classes is not None:
@@ -315,7 +323,36 @@ def served_from(loaded: LoadedModel, *, name: str, version: str, uri: str) -> Se
     # DataFrame costs more than the prediction), so scikit-learn's warning that the
     # array has no feature names tells nothing.
     served.unnamed_ok = served.numeric and getattr(raw, "feature_names_in_", None) is not None
+    if served.classes is not None:
+        served.argmax_classes = _argmax_classes(raw)
     return served
+
+
+# scikit-learn classifiers whose ``predict`` is the class of highest ``predict_proba``:
+# forests and trees take the argmax of the same array; logistic regression thresholds the
+# same scores that its probabilities are a monotone function of (they differ only for a
+# score within 1e-16 of the boundary, where the probabilities tie at 0.5).
+_ARGMAX_CLASSIFIERS = frozenset(
+    {
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.ExtraTreesClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.ExtraTreeClassifier",
+    }
+)
+
+
+def _argmax_classes(model: Any) -> np.ndarray[Any, Any] | None:
+    """The classes ``predict`` picks from by the argmax of ``predict_proba``, else None."""
+    final = model.steps[-1][1] if type(model).__name__ == "Pipeline" else model
+    kind = type(final)
+    if f"{kind.__module__}.{kind.__qualname__}" not in _ARGMAX_CLASSIFIERS:
+        return None
+    classes = getattr(final, "classes_", None)
+    if classes is None or np.ndim(classes) != 1:  # multi-output classifiers keep predict
+        return None
+    return np.asarray(classes)
 
 
 def _apply_schema(served: ServedModel, schema: Schema) -> None:

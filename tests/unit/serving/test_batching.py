@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from loopline.serving.batching import Batcher
@@ -115,3 +116,15 @@ def test_while_others_arrive_the_batch_waits_at_most_max_latency(iris_model: Ser
 @pytest.mark.parametrize("size", [0, -3])
 def test_sizes_below_one_mean_one(size: int) -> None:
     assert Batcher(max_batch_size=size).max_batch_size == 1
+
+
+def test_a_classifier_answers_its_most_probable_class(iris_model: ServedModel) -> None:
+    """The served class comes from predict_proba alone; it is the model's own predict."""
+    assert iris_model.argmax_classes is not None
+    data = _rows(iris_model, 11, n=200)
+    served = iris_model.predict(data)
+    named = pd.DataFrame(data, columns=iris_model.columns)
+    raw = iris_model.loaded.raw
+    assert served.outputs.tolist() == raw.predict(named).tolist()
+    assert served.outputs.dtype == raw.predict(named).dtype
+    assert np.allclose(served.proba, raw.predict_proba(named))
