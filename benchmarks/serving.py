@@ -10,11 +10,12 @@ default). Items:
 3. 64 concurrent clients, loopline only: adaptive batching on vs off
    (``--max-batch-size 1``), alternating twice.
 
-Batching off is bound by scikit-learn's cost per call, not by the server: every
-``predict`` and ``predict_proba`` validates its input (about 0.3 ms each here, for one
-row as for 64), so one-row batches cap a worker near 1,500 requests/s on an idle
-core, and far lower when the machine is loaded (the ``loopline_inference_predict_seconds``
-histogram shows the share of time spent in ``predict``).
+Batching off is bound by scikit-learn's cost per call, not by the server: each call
+validates its input (about 0.35 ms here, for one row as for 64; the served logistic
+regression makes one ``predict_proba`` call per batch), so one-row batches cap a
+worker near 2,000 requests/s on an idle core, and far lower when the machine is
+loaded (the ``loopline_inference_predict_seconds`` histogram shows the share of time
+spent predicting).
 
 ``wrk`` comes from Debian (``apt-get install -y wrk`` when missing).
 
