@@ -430,6 +430,7 @@ def test_server_command_passes_its_options_to_serve(
             "artifacts_uri": "/tmp/blobs",
             "workers": 2,
             "log_level": "info",
+            "scheduler": False,
         }
     ]
     assert cli("server", "--workers", "0").exit_code == 2

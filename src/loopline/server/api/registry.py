@@ -75,7 +75,7 @@ def registry(svc: Annotated[TrackingService, Depends(service)]) -> RegistryServi
 
 Registry = Annotated[RegistryService, Depends(registry)]
 Name = Annotated[str, Query(description="the registered model's name")]
-Version = Annotated[int, Query(ge=1, description="the version number")]
+Version = Annotated[int, Query(ge=1, le=2**31 - 1, description="the version number")]
 
 
 def _json(content: Any, status_code: int = 200) -> Response:

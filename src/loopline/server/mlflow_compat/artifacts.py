@@ -152,7 +152,7 @@ def delete(artifact_path: str, svc: Svc) -> Response:
     raise LooplineError(
         "deleting artifacts through the MLflow API is not supported",
         hint="artifacts are removed with their run (delete the run, then garbage-collect)",
-        code="FEATURE_DISABLED",
+        code="METHOD_NOT_ALLOWED",
     )
 
 

@@ -357,5 +357,5 @@ def transition_model_version_stage(body: VersionRef, reg: Reg) -> Response:
     raise LooplineError(
         "model version stages are not supported (MLflow deprecated them)",
         hint="use aliases: MlflowClient().set_registered_model_alias(name, 'champion', version)",
-        code="FEATURE_DISABLED",
+        code="METHOD_NOT_ALLOWED",
     )
