@@ -130,6 +130,11 @@ def read_log(
     if end is not None:
         upper = pc.field("timestamp") < pa.scalar(end.astimezone(UTC), pa.timestamp("us", "UTC"))
         flt = upper if flt is None else flt & upper
-    schema = pa.unify_schemas([ds.dataset(str(f), format="parquet").schema for f in files])
+    # "permissive": a label column written as int64 one second and float64 the next
+    # reads as float64 rather than failing.
+    schema = pa.unify_schemas(
+        [ds.dataset(str(f), format="parquet").schema for f in files],
+        promote_options="permissive",
+    )
     dataset = ds.dataset([str(f) for f in files], format="parquet", schema=schema)
     return dataset.to_table(columns=columns, filter=flt)

@@ -12,6 +12,8 @@ skops cannot write; those always load with ``trusted=True`` only.
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from loopline.errors import InvalidArgumentError, UntrustedModelError
@@ -27,6 +29,28 @@ __all__ = ["SKOPS_FILE", "SklearnFlavor", "check_skops_types"]
 SKOPS_FILE = "model.skops"
 PICKLE_FILE = "model.pkl"
 SAFE_MODULES = ("sklearn.", "numpy.", "scipy.")
+_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+def skops_io() -> types.ModuleType:
+    """``skops.io``, imported without pulling in PyTorch.
+
+    At import, skops lists its trusted types by importing every scikit-learn module,
+    and one of them, the array-API shim for torch, imports torch when it is installed:
+    seconds added to every process that saves or loads a model. During that import
+    the shim is a placeholder (it defines no estimator); afterwards it imports as usual.
+    """
+    found = sys.modules.get("skops.io")
+    if found is not None:
+        return found
+    placeholder = None
+    if "torch" not in sys.modules and _TORCH_SHIM not in sys.modules:
+        placeholder = sys.modules[_TORCH_SHIM] = types.ModuleType(_TORCH_SHIM)
+    try:
+        return require("skops.io", "skops", "sklearn")
+    finally:
+        if placeholder is not None and sys.modules.get(_TORCH_SHIM) is placeholder:
+            del sys.modules[_TORCH_SHIM]
 
 
 def check_skops_types(found: list[str], recorded: list[str], *, file: str) -> None:
@@ -77,7 +101,7 @@ class SklearnFlavor(Flavor):
             return Saved(
                 loader, _pickle.dump(model, dest / PICKLE_FILE, serialization, extra=self.extra)
             )
-        sio = require("skops.io", "skops", "sklearn")
+        sio = skops_io()
         file = dest / SKOPS_FILE
         try:
             sio.dump(model, file)
@@ -108,7 +132,7 @@ def load_skops(file: Path, recorded: list[str], *, trusted: bool) -> Any:
     One pass over the file: skops itself refuses a type outside ``recorded``; only
     then is the file scanned again, to name the unexpected types.
     """
-    sio = require("skops.io", "skops", "sklearn")
+    sio = skops_io()
     if trusted:
         return sio.load(file, trusted=list(sio.get_untrusted_types(file=file)))
     check_skops_types(recorded, recorded, file=file.name)  # recorded types from safe modules
