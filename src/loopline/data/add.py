@@ -131,13 +131,13 @@ def _add(
     else:
         from loopline.data.ingest import ingest
 
-        referenced: set[str] = set()
+        referenced: set[str] | None = set()
         if latest is not None:
             # The cache's digests all belong to the listing it last recorded; when that
             # listing is the latest version, its blobs are stored: no need to read its
             # manifest to find out which ones are.
             if tree.stored_manifest == latest.digest:
-                referenced = set(known.values())
+                referenced = None
             else:
                 referenced = service.manifest_digests(latest.digest)
         digests = ingest(

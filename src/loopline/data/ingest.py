@@ -247,7 +247,7 @@ def ingest(
     sink: Sink,
     *,
     blobs: BlobStore | None = None,
-    referenced: set[str] | frozenset[str] = frozenset(),
+    referenced: set[str] | frozenset[str] | None = frozenset(),
     workers: int | None = None,
     progress: Progress | None = None,
 ) -> dict[str, str]:
@@ -255,13 +255,16 @@ def ingest(
 
     ``known`` digests (by relpath) are trusted; their content is only looked for
     (and stored again when missing) unless they are in ``referenced``, the digests
-    an existing version already needs. With ``blobs``, content already in a pack
+    an existing version already needs (None: every known digest is). With ``blobs``, content already in a pack
     counts as stored, and when many small files need storing they go into packs
     (see :mod:`loopline.data.packs`) instead of one blob each.
     """
     progress = progress or NoProgress()
     digests = dict(known)
-    todo = [f for f in files if known.get(f.relpath) not in referenced]
+    if referenced is None:
+        todo = [f for f in files if f.relpath not in known]
+    else:
+        todo = [f for f in files if known.get(f.relpath) not in referenced]
     size = sum(f.size for f in todo)
     progress.start(len(todo), size)
     pool = Pool(len(todo), workers, progress, size=size)

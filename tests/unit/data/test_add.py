@@ -202,3 +202,41 @@ def test_file_and_folder_of_the_same_content_differ(tree: Path) -> None:
     assert (as_dir.kind, as_file.kind) == ("dir", "file")
     assert as_dir.digest != as_file.digest
     assert as_dir.files == as_file.files
+
+
+def _age(root: Path) -> None:
+    """Files written a while ago: the state cache does not trust files written just now."""
+    for path in root.rglob("*"):
+        os.utime(path, (path.stat().st_mtime - 10, path.stat().st_mtime - 10))
+
+
+def test_a_changed_add_trusts_the_cache_only_for_the_latest_versions_listing(
+    tree: Path, service: DataService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The previous manifest is read only when the cache's listing is not the latest version."""
+    from loopline.data.service import DataService
+
+    _age(tree)
+    data.add(tree, "trusted")
+    reads: list[str] = []
+    original = DataService.manifest_digests
+
+    def counting(self: DataService, digest: object) -> set[str]:
+        reads.append(str(digest))
+        return original(self, digest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DataService, "manifest_digests", counting)
+    (tree / "a.txt").write_text("changed once\n")
+    _age(tree)
+    assert data.add(tree, "trusted").version == 2
+    assert reads == []  # the cache's listing was version 1's: its blobs are stored
+    other = tree.parent / "elsewhere"
+    other.mkdir()
+    (other / "x.txt").write_text("x\n")
+    data.add(other, "trusted")  # version 3 comes from another folder
+    reads.clear()
+    (tree / "a.txt").write_text("changed twice\n")
+    _age(tree)
+    assert data.add(tree, "trusted").version == 4
+    assert len(reads) == 1  # the cache's listing (version 2) is not the latest: look
+    assert data.verify().ok
