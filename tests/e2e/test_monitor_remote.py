@@ -116,6 +116,14 @@ def test_monitoring_through_a_server(remote: ServerProcess, tmp_path: Path) -> N
         assert sum(radius["ref"]) == pytest.approx(1.0)
         assert http.get("/runs/999/distributions").status_code == 404
 
+    # A report reads the reference version through the server and compares it here.
+    cur.to_parquet(tmp_path / "cur.parquet")
+    out = tmp_path / "report.json"
+    made = _cli("monitor", "report", "--reference", "cancer-ref@1", "--current",
+                str(tmp_path / "cur.parquet"), "--format", "json", "--out", str(out))  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert json.loads(out.read_text())["summary"]["ref_rows"] == len(ref)
+
     assert _cli("monitor", "delete", "cancer-mon").exit_code == 0
     assert mon.list_monitors() == []
 

@@ -316,7 +316,13 @@ class MonitorService:
             if missing:
                 return None
             features = features[wanted]
-        proba = loaded.predict_proba(features)
+        try:
+            proba = loaded.predict_proba(features)
+        except (ValueError, TypeError) as exc:  # the model's own refusal of the reference
+            raise InvalidArgumentError(
+                f"{uri} cannot score the reference {version.ref}: {exc}",
+                hint="give the monitor a reference with the model's input columns",
+            ) from exc
         return calibrate(proba, labels, list(classes), model=uri)
 
     # -- reference profile -----------------------------------------------------------------------
