@@ -137,29 +137,30 @@ def run_distributions(mon: Monitors, name: str, run_id: int) -> Response:
     return json_response(_clean(distributions(mon.store.run(name, run_id))))
 
 
-@router.get("/{name}/series", summary="Results over time as chart lines")
-def series(
+def history_rows(
     mon: Monitors,
     name: str,
     column: str | None = None,
     category: str | None = None,
     metric: str | None = None,
-) -> Response:
+) -> list[dict[str, Any]]:
+    """A monitor's results over time, filtered by column, category (drift, quality,
+    performance) and metric."""
+    return mon.store.history(name, column=column, category=category, metric=metric)
+
+
+HistoryRows = Annotated[list[dict[str, Any]], Depends(history_rows)]
+
+
+@router.get("/{name}/series", summary="Results over time as chart lines")
+def series(rows: HistoryRows) -> Response:
     from loopline.monitoring.charts import series as lines
 
-    rows = mon.store.history(name, column=column, category=category, metric=metric)
     return json_response(_clean(lines(rows)))
 
 
 @router.get("/{name}/history", summary="Per-column results over time")
-def history(
-    mon: Monitors,
-    name: str,
-    column: str | None = None,
-    category: str | None = None,
-    metric: str | None = None,
-) -> Response:
-    rows = mon.store.history(name, column=column, category=category, metric=metric)
+def history(rows: HistoryRows) -> Response:
     return json_response({"history": rows})
 
 
