@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -88,7 +89,8 @@ def test_a_run_estimates_quality_then_records_the_realised_quality_once_labels_c
     assert estimate["rows"] == len(cancer["cur"])
     assert estimate["models"] == ["reference"]
     assert estimate["realised"] is None
-    assert set(estimate["estimated"]) == {"accuracy", "f1"}
+    assert set(estimate["estimated"]) == {"accuracy", "f1", "roc_auc"}
+    assert set(estimate["reference"]) == {"accuracy", "f1", "roc_auc"}
     assert first["performance"]["rows"] == 0  # no labels yet
 
     labels = cancer["y"].iloc[cancer["cur"]].tolist()
@@ -105,6 +107,9 @@ def test_a_run_estimates_quality_then_records_the_realised_quality_once_labels_c
     # The check the estimate exists for: close to what the labels say.
     assert abs(stored["error"]["accuracy"]) < 0.05
     assert abs(stored["error"]["f1"]) < 0.05
+    assert abs(stored["error"]["roc_auc"]) < 0.03
+    proba = cancer["model"].predict_proba(cancer["X"].iloc[cancer["cur"]])[:, 1]
+    assert stored["realised"]["roc_auc"] == pytest.approx(roc_auc_score(labels, proba))
     history = service.store.history("est", category="performance")
     by_metric = {(h["run_id"], h["metric"]): h for h in history}
     est_row = by_metric[(first["run_id"], "estimated.accuracy")]

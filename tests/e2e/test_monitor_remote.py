@@ -93,6 +93,7 @@ def test_monitoring_through_a_server(remote: ServerProcess, tmp_path: Path) -> N
     second = mon.run_monitor("cancer-mon")
     assert second["estimate"]["labelled_rows"] == len(cur)
     assert abs(second["estimate"]["error"]["accuracy"]) < 0.06
+    assert set(second["performance"]["current"]) >= {"accuracy", "f1", "roc_auc", "log_loss"}
     lines = mon.history("cancer-mon", category="performance")
     assert {"accuracy", "estimated.accuracy", "estimated.f1"} <= {h["metric"] for h in lines}
     assert json.loads(_cli("monitor", "history", "cancer-mon", "--json").output)["history"]

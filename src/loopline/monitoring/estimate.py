@@ -42,9 +42,17 @@ if TYPE_CHECKING:
 
     from loopline.monitoring.performance import CBPE
 
-__all__ = ["FORMAT", "Calibration", "WindowEstimate", "calibrate", "label_key", "realised"]
+__all__ = [
+    "FORMAT",
+    "Calibration",
+    "WindowEstimate",
+    "calibrate",
+    "classification_metrics",
+    "label_key",
+    "realised",
+]
 
-FORMAT = "loopline.monitoring.cbpe/1"
+FORMAT = "loopline.monitoring.cbpe/2"
 #: Columns of a reference table that hold a model's class probabilities already:
 #: a prediction log's, or the ``proba_<class>`` columns of ``loopline predict``.
 REFERENCE_PROBA_PREFIXES = (predlog.PROBA_PREFIX, "proba_")
@@ -115,10 +123,13 @@ def calibrate(proba: Any, labels: Any, classes: list[Any], *, model: str) -> Cal
     else:
         positive = None
         est = CBPE().fit(pr, y, classes=np.asarray(keys, dtype=object))
-    quality = metrics(y, chosen, task="classification", positive=positive)
-    reference = {"accuracy": quality["accuracy"]}
-    if positive is not None:
-        reference["f1"] = quality["f1"]
+    binary = pr[:, 1] if positive is not None else None
+    quality = metrics(y, chosen, task="classification", positive=positive, proba=binary)
+    reference: dict[str, float] = {
+        k: quality[k] for k in ("accuracy", "f1", "roc_auc") if k in quality
+    }
+    if positive is None:
+        reference = {"accuracy": quality["accuracy"]}
     return Calibration(
         model=model,
         columns=[f"{predlog.PROBA_PREFIX}{c}" for c in classes],
@@ -204,6 +215,7 @@ class WindowEstimate:
             "rows": self.rows,
             "models": sorted(c.model for c in used.values() if c),
             "positive": first.positive,
+            "proba_column": first.columns[1] if first.positive is not None else None,
             "estimated": estimated,
             "reference": reference,
             "realised": None,
@@ -212,19 +224,33 @@ class WindowEstimate:
         }
 
 
-def realised(estimate: dict[str, Any], labels: Any, predictions: Any) -> dict[str, Any]:
-    """``estimate`` with the quality its window really had, from labels joined so far."""
+def realised(
+    estimate: dict[str, Any], labels: Any, predictions: Any, proba: Any = None
+) -> dict[str, Any]:
+    """``estimate`` with the quality its window really had, from labels joined so far;
+    ``proba`` (P(positive) of a binary model) adds the realised ROC AUC."""
+    got = classification_metrics(labels, predictions, estimate.get("positive"), proba)
+    real = {k: got[k] for k in estimate["estimated"] if k in got}
+    return {
+        **estimate,
+        "realised": real,
+        "labelled_rows": len(labels),
+        "error": {k: estimate["estimated"][k] - v for k, v in real.items()},
+    }
+
+
+def classification_metrics(
+    labels: Any, predictions: Any, positive: str | None = None, proba: Any = None
+) -> dict[str, float]:
+    """A classifier's quality with labels compared as :func:`label_key` text (feedback may
+    send ``1`` where the model answered ``1.0``); ``proba`` is P(``positive``)."""
     import numpy as np
 
     from loopline.monitoring.performance import metrics
 
     y = np.array([label_key(v) for v in np.asarray(labels).tolist()], dtype=object)
     p = np.array([label_key(v) for v in np.asarray(predictions).tolist()], dtype=object)
-    got = metrics(y, p, task="classification", positive=estimate.get("positive"))
-    real = {k: got[k] for k in estimate["estimated"] if k in got}
-    return {
-        **estimate,
-        "realised": real,
-        "labelled_rows": len(y),
-        "error": {k: estimate["estimated"][k] - v for k, v in real.items()},
-    }
+    if positive is None:
+        return metrics(y, p, task="classification", positive=None)
+    pr = None if proba is None else np.asarray(proba, dtype=np.float64)
+    return metrics(y, p, task="classification", positive=positive, proba=pr)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from loopline import predlog
 from loopline.errors import InvalidArgumentError, LooplineError
 from loopline.monitoring import _outcome
 from loopline.monitoring.store import MonitorStore
@@ -367,7 +368,8 @@ class MonitorService:
             if target:
                 estimator.update(batch)
                 served = batch[batch["variant"] != "shadow"] if "variant" in batch else batch
-                labelled.append(served[[c for c in served.columns if c in (*_KEEP, pred)]])
+                labelled.append(served[[c for c in served.columns if c in (*_KEEP, pred)
+                                        or c.startswith(predlog.PROBA_PREFIX)]])  # fmt: skip
         current = builder.result()
         report = drift(ref_side, current, methods=config["methods"],
                        thresholds=config["thresholds"], drift_share=config["drift_share"],
@@ -386,7 +388,8 @@ class MonitorService:
 
             joined = perf.pop("joined")
             if len(joined):
-                estimate = realised(estimate, joined["label"], joined[pred])
+                estimate = realised(estimate, joined["label"], joined[pred],
+                                    _positive_proba(joined, estimate))  # fmt: skip
         elif perf:
             perf.pop("joined", None)
         self._reconcile(monitor)
@@ -464,6 +467,7 @@ class MonitorService:
 
         from loopline import predlog
         from loopline.monitoring.detectors import DDM, PageHinkley, detect
+        from loopline.monitoring.estimate import classification_metrics
         from loopline.monitoring.performance import join_feedback, metrics, task_of
 
         pred = monitor["prediction"] or "prediction"
@@ -473,7 +477,13 @@ class MonitorService:
         if joined.empty or pred not in joined:
             return {"rows": 0, "current": {}, "reference": {}, "joined": None}
         task = task_of(joined["label"].to_numpy())
-        current = metrics(joined["label"].to_numpy(), joined[pred].to_numpy(), task=task)
+        positive = _positive_proba(joined, estimate)
+        if task == "classification" and estimate is not None and positive is not None:
+            # The logged probabilities give ROC AUC too (binary models).
+            current = classification_metrics(joined["label"], joined[pred],
+                                              estimate["positive"], positive)  # fmt: skip
+        else:
+            current = metrics(joined["label"].to_numpy(), joined[pred].to_numpy(), task=task)
         ref_metrics: dict[str, float] = {}
         ref_df = version.to_pandas()
         if target in ref_df and pred in ref_df:
@@ -519,6 +529,8 @@ class MonitorService:
             if feedback.num_rows <= estimate["labelled_rows"]:
                 continue
             wanted = ["request_id", "variant", f"{predlog.OUTPUT_PREFIX}prediction"]
+            if estimate.get("proba_column"):
+                wanted.append(estimate["proba_column"])
             try:
                 frame = predlog.read_log(self.predictions_root, "predictions", source, start, end,
                                          columns=wanted).to_pandas()  # fmt: skip
@@ -528,7 +540,8 @@ class MonitorService:
             joined = join_feedback(frame, feedback.to_pandas())
             if len(joined) <= estimate["labelled_rows"]:
                 continue
-            done = realised(estimate, joined["label"], joined[wanted[2]])
+            done = realised(estimate, joined["label"], joined[wanted[2]],
+                            _positive_proba(joined, estimate))  # fmt: skip
             rows = _outcome.performance_rows(done["realised"], done["reference"],
                                              config["performance_drop"])  # fmt: skip
             self.store.update_estimate(past["id"], monitor["id"], {**past["summary"],
@@ -545,3 +558,9 @@ class MonitorService:
             result = deliver(monitor["webhook"], alert["payload"],
                              attempts=self.webhook_attempts, backoff=self.webhook_backoff)  # fmt: skip
             self.store.set_delivery(alert["id"], result.ok, result.attempts, result.error)
+
+
+def _positive_proba(frame: pd.DataFrame, estimate: dict[str, Any] | None) -> Any:
+    """The logged P(positive) of a binary model's rows, when the estimate names its column."""
+    column = (estimate or {}).get("proba_column")
+    return frame[column].to_numpy() if column and column in frame else None
