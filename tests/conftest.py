@@ -30,7 +30,17 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 POSTGRES_URL_VAR = "LOOPLINE_TEST_POSTGRES_URL"
-_CLEARED_VARS = ("LOOPLINE_TRACKING_URI", "LOOPLINE_ARTIFACTS_URI", "LOOPLINE_TRACKING_TOKEN")
+# Cleared for every test and restored after it: `loopline server` run in-process sets
+# LOOPLINE_AUTH for its workers, which must not leak into the next test's servers.
+_CLEARED_VARS = (
+    "LOOPLINE_TRACKING_URI",
+    "LOOPLINE_ARTIFACTS_URI",
+    "LOOPLINE_TRACKING_TOKEN",
+    "LOOPLINE_AUTH",
+    "LOOPLINE_AUTH_RATE_LIMIT",
+    "LOOPLINE_PROJECT",
+    "LOOPLINE_PREDICTIONS_DIR",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +53,10 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     reset_settings()
     _forget_fluent_state()
     yield home
+    # monkeypatch restores only what it removed; a variable the test's code set
+    # (absent before) is removed here.
+    for name in _CLEARED_VARS:
+        os.environ.pop(name, None)
     _forget_fluent_state()
     reset_settings()
 
