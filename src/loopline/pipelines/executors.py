@@ -96,6 +96,19 @@ def _noop(_: Any) -> int:
     return os.getpid()
 
 
+def _in_env(task: tuple[dict[str, str], Callable[[Any], Any], Any]) -> Any:
+    """Run ``fn(arg)`` with the driver's environment as it was at submit time.
+
+    A forkserver's workers inherit the environment of the moment it started, not
+    the driver's current one (credentials or flags set since would be missing).
+    """
+    env, fn, arg = task
+    if os.environ != env:
+        os.environ.clear()
+        os.environ.update(env)
+    return fn(arg)
+
+
 class LocalExecutor(Executor):
     """A pool of worker processes (one per core unless ``workers`` says otherwise)."""
 
@@ -113,7 +126,7 @@ class LocalExecutor(Executor):
     def submit(
         self, fn: Callable[[Any], Any], arg: Any, resources: Resources | None = None
     ) -> Future[Any]:
-        return self._pool.submit(fn, arg)
+        return self._pool.submit(_in_env, (dict(os.environ), fn, arg))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
