@@ -60,7 +60,7 @@ test: ui $(VENV)/.test-installed ## Lint, type-check and run the tests (not the 
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not slow" -n auto $(PYTEST_ARGS)
 
 test-slow: $(VENV)/.test-installed ## Run the slow tests
 	$(BIN)/pytest -q -m slow $(PYTEST_ARGS)
