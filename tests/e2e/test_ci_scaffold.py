@@ -115,6 +115,7 @@ def test_the_scaffold_runs_its_own_ci_locally(
     assert "churn@2" in report  # the pull request's model, registered as the challenger
     assert "compared with champion **churn@1**" in report
     assert (root / "loopline-report" / "metrics.png").stat().st_size > 0
+    assert (root / "loopline-report" / "evaluation.png").stat().st_size > 0  # confusion matrix
     posted = [c for c in forge.calls if c[0] == "POST"]
     assert len(posted) == 1
     assert posted[0][1] == "/repos/acme/churn/issues/7/comments"

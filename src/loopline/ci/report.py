@@ -201,7 +201,7 @@ def _model_name(record: RunRecord, outcome: dict[str, Any]) -> str | None:
 
 def _champion(store: Any, record: RunRecord, report: CiReport) -> None:
     import loopline.registry
-    from loopline.client.client import Client
+    from loopline.tracking.fluent import get_client
 
     if report.model is None:
         report.notes.append("this run registers no model: nothing to compare with a champion")
@@ -227,7 +227,7 @@ def _champion(store: Any, record: RunRecord, report: CiReport) -> None:
         )
         version = loopline.registry.resolve(f"{report.model}@{previous}")
     report.champion = {"version": version.ref, "run_id": version.run_id}
-    client = Client()
+    client = get_client()  # the process's client, as loopline.registry uses
     metrics: dict[str, float] = {}
     parent: str | None = None
     if version.run_id:
@@ -554,9 +554,9 @@ def _evaluation_plot(report: CiReport, plt: Any) -> Any:
 
 def _curves_plot(report: CiReport, plt: Any) -> Any:
     """Metric series of more than one point logged by the run's steps."""
-    from loopline.client.client import Client
+    from loopline.tracking.fluent import get_client
 
-    client = Client()
+    client = get_client()  # the process's client, as loopline.registry uses
     series: dict[str, list[tuple[int, float]]] = {}
     for step, run_id in report.step_runs.items():
         try:

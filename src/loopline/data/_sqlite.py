@@ -206,35 +206,14 @@ class LiteStore:
             ).fetchone()[0]
         )
         conn.execute("UPDATE datasets SET updated_at = ? WHERE id = ?", (now, dataset_id))
-        created = VersionRow(
-            version_id,
-            dataset_id,
-            new.name,
-            number,
-            new.digest,
-            new.kind,
-            new.file_count,
-            new.total_size,
-            new.message,
-            new.source,
-            new.schema_json,
-            new.profile_digest,
-            now,
-            new.user,
-        )
+        created = new.row(version_id, dataset_id, number, now)
         _emit(
             conn,
             pid,
             EVENT_VERSION_ADDED,
             str(version_id),
             new.user,
-            {
-                "dataset": new.name,
-                "version": number,
-                "digest": new.digest,
-                "file_count": new.file_count,
-                "total_size": new.total_size,
-            },
+            new.event_payload(number),
             now,
         )
         for tag in new.tags:

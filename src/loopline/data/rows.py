@@ -62,6 +62,38 @@ class NewVersion(NamedTuple):
     profile_digest: str | None = None
     tags: tuple[str, ...] = ()
 
+    def row(self, version_id: int, dataset_id: int, number: int, now: int) -> VersionRow:
+        """The row this becomes once stored as version ``number``."""
+        return VersionRow(
+            version_id,
+            dataset_id,
+            self.name,
+            number,
+            self.digest,
+            self.kind,
+            self.file_count,
+            self.total_size,
+            self.message,
+            self.source,
+            self.schema_json,
+            self.profile_digest,
+            now,
+            self.user,
+        )
+
+    def event_payload(self, number: int, *, pulled: bool = False) -> dict[str, object]:
+        """The payload of the ``dataset.version_added`` event for version ``number``."""
+        payload: dict[str, object] = {
+            "dataset": self.name,
+            "version": number,
+            "digest": self.digest,
+            "file_count": self.file_count,
+            "total_size": self.total_size,
+        }
+        if pulled:
+            payload["pulled"] = True
+        return payload
+
 
 VERSION_COLUMNS = (
     "id",

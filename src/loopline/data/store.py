@@ -188,17 +188,7 @@ class DataStore:
     def _record(self, conn: Connection, new: NewVersion) -> tuple[VersionRow, bool]:
         now = now_ms()
         pid = self._project_id(conn, new.project)
-        dataset_id = conn.execute(
-            sa.select(datasets.c.id)
-            .where(datasets.c.project_id == pid, datasets.c.name == new.name)
-            .with_for_update()
-        ).scalar()
-        if dataset_id is None:
-            dataset_id = conn.execute(
-                sa.insert(datasets)
-                .values(project_id=pid, name=new.name, created_at=now, updated_at=now)
-                .returning(datasets.c.id)
-            ).scalar_one()
+        dataset_id = _dataset_for_update(conn, pid, new.name, now)
         latest = self._latest(conn, dataset_id)
         if latest is not None and latest.digest == new.digest:
             for tag in new.tags:
@@ -211,35 +201,14 @@ class DataStore:
             or 0
         ) + 1
         version_id = _insert_version(conn, dataset_id, number, new, now)
-        row = VersionRow(
-            version_id,
-            dataset_id,
-            new.name,
-            number,
-            new.digest,
-            new.kind,
-            new.file_count,
-            new.total_size,
-            new.message,
-            new.source,
-            new.schema_json,
-            new.profile_digest,
-            now,
-            new.user,
-        )
+        row = new.row(version_id, dataset_id, number, now)
         emit(
             conn,
             EVENT_VERSION_ADDED,
             LINEAGE_TYPE,
             str(version_id),
             new.user,
-            {
-                "dataset": new.name,
-                "version": number,
-                "digest": new.digest,
-                "file_count": new.file_count,
-                "total_size": new.total_size,
-            },
+            new.event_payload(number),
             project_id=pid,
         )
         for tag in new.tags:
@@ -258,17 +227,7 @@ class DataStore:
     def _import(self, conn: Connection, new: NewVersion, number: int) -> tuple[VersionRow, bool]:
         now = now_ms()
         pid = self._project_id(conn, new.project)
-        dataset_id = conn.execute(
-            sa.select(datasets.c.id)
-            .where(datasets.c.project_id == pid, datasets.c.name == new.name)
-            .with_for_update()
-        ).scalar()
-        if dataset_id is None:
-            dataset_id = conn.execute(
-                sa.insert(datasets)
-                .values(project_id=pid, name=new.name, created_at=now, updated_at=now)
-                .returning(datasets.c.id)
-            ).scalar_one()
+        dataset_id = _dataset_for_update(conn, pid, new.name, now)
         found = conn.execute(
             _VERSION_SELECT.where(_V.dataset_id == dataset_id, _V.version == number)
         ).first()
@@ -288,14 +247,7 @@ class DataStore:
             LINEAGE_TYPE,
             str(version_id),
             new.user,
-            {
-                "dataset": new.name,
-                "version": number,
-                "digest": new.digest,
-                "file_count": new.file_count,
-                "total_size": new.total_size,
-                "pulled": True,
-            },
+            new.event_payload(number, pulled=True),
             project_id=pid,
         )
         row = _row(conn.execute(_VERSION_SELECT.where(_V.id == version_id)).one())
@@ -609,6 +561,24 @@ class DataStore:
                 .where(model_versions.c.id.in_(numeric))
             ).all()
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _dataset_for_update(conn: Connection, pid: int, name: str, now: int) -> int:
+    """The dataset's id, locked for this transaction (created when new)."""
+    found = conn.execute(
+        sa.select(datasets.c.id)
+        .where(datasets.c.project_id == pid, datasets.c.name == name)
+        .with_for_update()
+    ).scalar()
+    if found is not None:
+        return int(found)
+    return int(
+        conn.execute(
+            sa.insert(datasets)
+            .values(project_id=pid, name=name, created_at=now, updated_at=now)
+            .returning(datasets.c.id)
+        ).scalar_one()
+    )
 
 
 def _insert_version(

@@ -210,7 +210,6 @@ class MonitorService:
         config: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record a monitor; the reference must name an existing dataset version."""
-        from loopline import predlog
         from loopline.monitoring.alerts import check_webhook
 
         check_name(name)
@@ -375,7 +374,9 @@ class MonitorService:
                        thresholds=config["thresholds"], drift_share=config["drift_share"],
                        prediction=pred if pred in ref_side.columns else None)  # fmt: skip
         # Outputs (probabilities) are the model's, not inputs a client could add.
-        extra = {c for c in builder.extra_columns - {pred} if not c.startswith("out.")}
+        extra = {
+            c for c in builder.extra_columns - {pred} if not c.startswith(predlog.OUTPUT_PREFIX)
+        }
         checks = quality(ref_side, current, extra_columns=extra,
                          sent_columns=builder.sent_columns,
                          expected_rows=self._typical_rows(monitor, config),
@@ -465,7 +466,6 @@ class MonitorService:
             return None
         import pandas as pd
 
-        from loopline import predlog
         from loopline.monitoring.detectors import DDM, PageHinkley, detect
         from loopline.monitoring.estimate import classification_metrics
         from loopline.monitoring.performance import join_feedback, metrics, task_of
@@ -510,7 +510,6 @@ class MonitorService:
         estimate (in the run's summary and as ``performance`` results of that run).
         Returns how many runs it updated.
         """
-        from loopline import predlog
         from loopline.monitoring.estimate import realised
         from loopline.monitoring.performance import join_feedback
 
