@@ -40,6 +40,10 @@ _CLEARED_VARS = (
     "LOOPLINE_AUTH_RATE_LIMIT",
     "LOOPLINE_PROJECT",
     "LOOPLINE_PREDICTIONS_DIR",
+    # The mlflow client records what a test pointed it at in these.
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_EXPERIMENT_ID",
 )
 
 

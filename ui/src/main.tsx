@@ -1,4 +1,4 @@
-import { StrictMode, Suspense, lazy, useEffect, useState } from "react";
+import { StrictMode, useEffect, useState, type ComponentType } from "react";
 import { createRoot } from "react-dom/client";
 import {
   BrowserRouter,
@@ -11,19 +11,41 @@ import {
 } from "react-router-dom";
 import { loadSession, post, setCsrfToken, setUnauthenticatedHandler, type Me } from "./api";
 import { Loading } from "./components/common";
+import { lazyComponent } from "./lazy";
 import "./styles.css";
 
 // Each view is its own chunk: the first page loads only what it draws.
-const Experiments = lazy(() => import("./views/Experiments"));
-const Runs = lazy(() => import("./views/Runs"));
-const RunPage = lazy(() => import("./views/RunPage"));
-const Compare = lazy(() => import("./views/Compare"));
-const Data = lazy(() => import("./views/Data"));
-const Models = lazy(() => import("./views/Models"));
-const Pipelines = lazy(() => import("./views/Pipelines"));
-const Deployments = lazy(() => import("./views/Deployments"));
-const Monitoring = lazy(() => import("./views/Monitoring"));
-const Login = lazy(() => import("./views/Login"));
+const view = <P extends object>(load: () => Promise<{ default: ComponentType<P> }>) =>
+  lazyComponent(() => load().then((m) => m.default), () => <Loading />);
+const Experiments = view(() => import("./views/Experiments"));
+const Runs = view(() => import("./views/Runs"));
+const RunPage = view(() => import("./views/RunPage"));
+const Compare = view(() => import("./views/Compare"));
+const Data = view(() => import("./views/Data"));
+const Models = view(() => import("./views/Models"));
+const Pipelines = view(() => import("./views/Pipelines"));
+const Deployments = view(() => import("./views/Deployments"));
+const Monitoring = view(() => import("./views/Monitoring"));
+const Login = view(() => import("./views/Login"));
+
+/** The view the address opens (boot.ts already fetches its chunk). */
+function firstView(path: string): { preload: () => Promise<void> } | undefined {
+  if (/^\/runs\/[^/]+$/.test(path)) return RunPage;
+  const top = path.split("/")[1] ?? "";
+  const views: Record<string, { preload: () => Promise<void> }> = {
+    "": Experiments,
+    experiments: Experiments,
+    runs: Runs,
+    compare: Compare,
+    data: Data,
+    models: Models,
+    pipelines: Pipelines,
+    deployments: Deployments,
+    monitoring: Monitoring,
+    login: Login,
+  };
+  return views[top];
+}
 
 function useSession(): [Me | null | undefined, (me: Me | null) => void] {
   // undefined: still asking; null: auth is on and nobody is logged in.
@@ -88,7 +110,6 @@ function Shell() {
         ) : null}
       </header>
       <main>
-        <Suspense fallback={<Loading />}>
           <Routes>
             <Route path="/" element={<Navigate to="/experiments" replace />} />
             <Route path="/login" element={<Login onLogin={(found) => setMe(found)} />} />
@@ -103,7 +124,6 @@ function Shell() {
             <Route path="/monitoring/*" element={<Monitoring />} />
             <Route path="*" element={<NotFound />} />
           </Routes>
-        </Suspense>
       </main>
     </div>
   );
@@ -119,10 +139,18 @@ function NotFound() {
   );
 }
 
-createRoot(document.getElementById("root")!).render(
-  <StrictMode>
-    <BrowserRouter>
-      <Shell />
-    </BrowserRouter>
-  </StrictMode>,
-);
+function render(): void {
+  createRoot(document.getElementById("root")!).render(
+    <StrictMode>
+      {/* URL changes render at once: controls bound to the URL show their new state
+          as soon as they are clicked, not after a transition. */}
+      <BrowserRouter useTransitions={false}>
+        <Shell />
+      </BrowserRouter>
+    </StrictMode>,
+  );
+}
+
+// The opened view's code is in memory before the first render, so it draws without a
+// placeholder in between.
+void (firstView(window.location.pathname)?.preload() ?? Promise.resolve()).finally(render);

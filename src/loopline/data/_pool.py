@@ -130,9 +130,11 @@ class Pool:
             threading.Thread(target=self._loop, args=(work, w), name=f"loopline-data-{w}")
             for w in range(self.workers)
         ]
-        for thread in threads:
-            thread.start()
         try:
+            # Started inside the try: a Ctrl-C between two starts still cancels and
+            # joins the ones already running (they may be writing temp files).
+            for thread in threads:
+                thread.start()
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.1)
@@ -140,7 +142,8 @@ class Pool:
         except BaseException:
             self.cancel.set()
             for thread in threads:
-                thread.join()
+                if thread.ident is not None:
+                    thread.join()
             raise
         self.progress.update(sum(self.files), sum(self.bytes))
         if self.errors:

@@ -65,6 +65,8 @@ _SERVER_SETTINGS = {
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _DIR_PREFIX = "loopline-pg-"
 _STALE_AFTER = 3600.0
+_PID_FILE_SETTLED = 60.0
+"""Seconds after which a pid file naming no live process is a dead server's."""
 
 
 class PostgresUnavailableError(LooplineError):
@@ -162,15 +164,25 @@ def _pid_alive(pid: int) -> bool:
 
 def _is_stale(directory: Path) -> bool:
     """A directory left by a process that was killed before it could clean up: its
-    server is gone, or it never started and the directory is an hour old."""
+    server is gone, or it never started and the directory is an hour old.
+
+    Another test process may be starting its own cluster meanwhile: initdb's
+    bootstrap backends and the starting server write ``postmaster.pid`` (empty for a
+    moment) and remove it when they exit, so a fresh pid file naming no live process
+    does not make a directory stale; only an old one does.
+    """
+    pid_file = directory / "data" / "postmaster.pid"
     try:
-        pid_line = (directory / "data" / "postmaster.pid").read_text().split("\n", 1)[0]
+        pid_line = pid_file.read_text().split("\n", 1)[0].strip()
+        age = time.time() - pid_file.stat().st_mtime
     except OSError:
         try:
             return time.time() - directory.stat().st_mtime > _STALE_AFTER
         except OSError:
             return False
-    return not (pid_line.strip().isdigit() and _pid_alive(int(pid_line)))
+    if pid_line.isdigit() and _pid_alive(int(pid_line)):
+        return False
+    return age > _PID_FILE_SETTLED
 
 
 def _remove_stale_directories() -> None:

@@ -1,21 +1,22 @@
-// The chart components behind React.lazy, so uPlot loads with the first chart drawn.
-import { lazy, Suspense, type ComponentProps } from "react";
+// The chart components, loaded with the first chart drawn: uPlot stays out of the
+// views' own chunks. Call preloadCharts() as soon as a page knows it will draw one.
+import type { ComponentProps } from "react";
+import { lazyComponent } from "../lazy";
+import type { MetricChart, ScatterChart } from "./MetricChart";
 
-const Metric = lazy(() => import("./MetricChart").then((m) => ({ default: m.MetricChart })));
-const Scatter = lazy(() => import("./MetricChart").then((m) => ({ default: m.ScatterChart })));
+const placeholder = () => <div className="chart placeholder" />;
 
-export function LazyMetricChart(props: ComponentProps<typeof Metric>) {
-  return (
-    <Suspense fallback={<div className="chart placeholder" />}>
-      <Metric {...props} />
-    </Suspense>
-  );
-}
+export const LazyMetricChart = lazyComponent<ComponentProps<typeof MetricChart>>(
+  () => import("./MetricChart").then((m) => m.MetricChart),
+  placeholder,
+);
 
-export function LazyScatterChart(props: ComponentProps<typeof Scatter>) {
-  return (
-    <Suspense fallback={<div className="chart placeholder" />}>
-      <Scatter {...props} />
-    </Suspense>
-  );
+export const LazyScatterChart = lazyComponent<ComponentProps<typeof ScatterChart>>(
+  () => import("./MetricChart").then((m) => m.ScatterChart),
+  placeholder,
+);
+
+export function preloadCharts(): void {
+  void LazyMetricChart.preload();
+  void LazyScatterChart.preload();
 }

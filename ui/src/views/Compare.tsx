@@ -1,12 +1,15 @@
 import { useMemo } from "react";
 import { Link } from "react-router-dom";
 import { get, metricHistory, metricNumber, type Run } from "../api";
-import { LazyMetricChart, LazyScatterChart } from "../charts/Lazy";
+import { LazyMetricChart, LazyScatterChart, preloadCharts } from "../charts/Lazy";
 import type { Point, Series } from "../charts/MetricChart";
 import { ChartControls, useChartSettings } from "../components/ChartControls";
 import { Empty, formatNumber, Show, useApi, useParam } from "../components/common";
 
 type Counts = Record<string, number>;
+
+// Every comparison draws charts: their code loads while the runs are read.
+preloadCharts();
 
 function label(run: Run): string {
   return run.info.run_name || run.info.run_id.slice(0, 12);

@@ -1,7 +1,7 @@
 import { useMemo } from "react";
 import { Link, useParams } from "react-router-dom";
 import { get, metricHistories, metricNumber, prefetch, historiesQuery, type ArtifactFile, type History, type Run } from "../api";
-import { LazyMetricChart } from "../charts/Lazy";
+import { LazyMetricChart, preloadCharts } from "../charts/Lazy";
 import { Artifacts } from "../components/Artifacts";
 import { ChartControls, useChartSettings } from "../components/ChartControls";
 import {
@@ -35,7 +35,7 @@ export default function RunPage() {
     if (!charts) return;
     // The run and its curves are read at once, and the chart code loads meanwhile.
     prefetch("/api/v1/ui/metric-histories", historiesQuery(runId, x));
-    void import("../charts/MetricChart");
+    preloadCharts();
   }, [runId, x, charts]);
   const loaded = useApi(
     (signal) => get<{ run: Run }>(`/api/v1/runs/${encodeURIComponent(runId)}`, undefined, signal),
