@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,6 +53,16 @@ def _optional_bool(value: str | None) -> bool | None:
     return None if not text else _truthy(text)
 
 
+def _optional_count(value: str | None) -> int | None:
+    """A whole number, or None when unset, empty or not a number.
+
+    >>> [_optional_count(v) for v in ("10", " 3 ", "", "x", None)]
+    [10, 3, None, None, None]
+    """
+    text = (value or "").strip()
+    return int(text) if text.isdigit() else None
+
+
 def _default_user(env: Mapping[str, str]) -> str:
     if env.get("LOOPLINE_USER"):
         return env["LOOPLINE_USER"]
@@ -72,8 +82,8 @@ class Settings:
     """``http(s)://host:port`` of a server, or a database URL; None means the embedded store."""
     artifacts_uri: str | None = None
     """Where blobs live; defaults to ``<home>/blobs``."""
-    token: str | None = None
-    """Bearer token sent to a remote server."""
+    token: str | None = field(default=None, repr=False)
+    """Bearer token sent to a remote server (kept out of ``repr``, hence out of logs)."""
     user: str = "unknown"
     project: str = "default"
     fsync: bool = False
@@ -84,6 +94,19 @@ class Settings:
     """Where inference servers log predictions and feedback; defaults to ``<home>/predictions``."""
     auth: bool | None = None
     """``loopline server`` enforces users and tokens (``LOOPLINE_AUTH``); None: only off loopback."""
+    auth_rate_limit: int | None = None
+    """Requests a minute per user under auth (``LOOPLINE_AUTH_RATE_LIMIT``); None: the default."""
+    oidc_issuer: str | None = None
+    """Single sign-on: the OpenID Connect issuer's URL (``LOOPLINE_OIDC_ISSUER``)."""
+    oidc_client_id: str | None = None
+    """This server's client id at the issuer (``LOOPLINE_OIDC_CLIENT_ID``)."""
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    """Its client secret (``LOOPLINE_OIDC_CLIENT_SECRET``)."""
+    oidc_username_claim: str = "preferred_username"
+    """The ID-token claim that names the user (``LOOPLINE_OIDC_USERNAME_CLAIM``)."""
+    oidc_redirect_uri: str | None = None
+    """Where the issuer sends the browser back (``LOOPLINE_OIDC_REDIRECT_URI``); None: derived
+    from the request."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -101,6 +124,12 @@ class Settings:
             if env.get("LOOPLINE_PREDICTIONS_DIR")
             else None,
             auth=_optional_bool(env.get("LOOPLINE_AUTH")),
+            auth_rate_limit=_optional_count(env.get("LOOPLINE_AUTH_RATE_LIMIT")),
+            oidc_issuer=(env.get("LOOPLINE_OIDC_ISSUER") or "").strip().rstrip("/") or None,
+            oidc_client_id=env.get("LOOPLINE_OIDC_CLIENT_ID") or None,
+            oidc_client_secret=env.get("LOOPLINE_OIDC_CLIENT_SECRET") or None,
+            oidc_username_claim=env.get("LOOPLINE_OIDC_USERNAME_CLAIM") or "preferred_username",
+            oidc_redirect_uri=env.get("LOOPLINE_OIDC_REDIRECT_URI") or None,
         )
 
     @property

@@ -118,18 +118,17 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
     ``enabled=None`` reads ``Settings.auth`` (``LOOPLINE_AUTH``, set by ``loopline server
     --auth``); :func:`loopline.server.run.serve` also turns it on for non-loopback binds.
     """
-    import os
-
     from loopline.auth.collab import CollabStore
     from loopline.auth.oidc import OidcClient, OidcConfig
     from loopline.auth.store import AuthStore
     from loopline.auth.webhooks import Dispatcher
     from loopline.config import Settings
 
+    settings = Settings.from_env()
     if enabled is None:
-        enabled = bool(Settings.from_env().auth)
+        enabled = bool(settings.auth)
     db = app.state.service.db
-    limit = _rate_limit()
+    limit = settings.auth_rate_limit or DEFAULT_RATE_LIMIT
     app.state.auth = AuthConfig(
         enabled=enabled,
         db=db,
@@ -138,8 +137,7 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
         usage=SharedRateLimiter(db, limit) if limit else None,
         webhooks=Dispatcher(db),
     )
-    # TODO(lead): Settings fields; config.py is the one reader of the environment.
-    sso = OidcConfig.from_env(os.environ)
+    sso = OidcConfig.from_settings(settings)
     if sso is not None:
         app.state.auth.oidc = OidcClient(sso)
     # Started and stopped with the app (uvicorn's lifespan), in every worker process:
@@ -147,14 +145,6 @@ def install_auth(app: FastAPI, *, enabled: bool | None = None) -> None:
     app.router.add_event_handler("startup", app.state.auth.webhooks.start)
     app.router.add_event_handler("shutdown", app.state.auth.webhooks.stop)
     app.add_middleware(AuthMiddleware)
-
-
-def _rate_limit() -> int:
-    import os
-
-    # TODO(lead): a Settings field; config.py is the one reader of the environment.
-    text = os.environ.get("LOOPLINE_AUTH_RATE_LIMIT", "").strip()
-    return int(text) if text.isdigit() else DEFAULT_RATE_LIMIT
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -12,26 +12,28 @@ they then get the same session cookie as a password sign-in.
 Configured by ``LOOPLINE_OIDC_ISSUER``, ``LOOPLINE_OIDC_CLIENT_ID``,
 ``LOOPLINE_OIDC_CLIENT_SECRET``, optionally ``LOOPLINE_OIDC_USERNAME_CLAIM``
 (default ``preferred_username``) and ``LOOPLINE_OIDC_REDIRECT_URI`` (default: the
-callback's URL as the server sees it).
+callback's URL as the server sees it), read into :class:`~loopline.config.Settings`.
 
->>> OidcConfig.from_env({}) is None
+>>> from loopline.config import Settings
+>>> OidcConfig.from_settings(Settings.from_env({"LOOPLINE_HOME": "/tmp/ll"})) is None
 True
->>> OidcConfig.from_env({"LOOPLINE_OIDC_ISSUER": "https://id.example.com/",
-...     "LOOPLINE_OIDC_CLIENT_ID": "loopline", "LOOPLINE_OIDC_CLIENT_SECRET": "s"}).issuer
+>>> OidcConfig.from_settings(Settings.from_env({"LOOPLINE_HOME": "/tmp/ll",
+...     "LOOPLINE_OIDC_ISSUER": "https://id.example.com/",
+...     "LOOPLINE_OIDC_CLIENT_ID": "loopline", "LOOPLINE_OIDC_CLIENT_SECRET": "s"})).issuer
 'https://id.example.com'
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from loopline.errors import InvalidArgumentError, MissingDependencyError, UnauthenticatedError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from loopline.config import Settings
 
 __all__ = ["OidcClient", "OidcConfig"]
 
@@ -44,28 +46,26 @@ class OidcConfig:
 
     issuer: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     username_claim: str = "preferred_username"
     redirect_uri: str | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> OidcConfig | None:
-        issuer = (env.get("LOOPLINE_OIDC_ISSUER") or "").strip().rstrip("/")
-        if not issuer:
+    def from_settings(cls, settings: Settings) -> OidcConfig | None:
+        """The SSO configuration of ``settings``; None when no issuer is set."""
+        if not settings.oidc_issuer:
             return None
-        client_id = env.get("LOOPLINE_OIDC_CLIENT_ID") or ""
-        secret = env.get("LOOPLINE_OIDC_CLIENT_SECRET") or ""
-        if not client_id or not secret:
+        if not settings.oidc_client_id or not settings.oidc_client_secret:
             raise InvalidArgumentError(
                 "LOOPLINE_OIDC_ISSUER is set without a client id and secret",
                 hint="set LOOPLINE_OIDC_CLIENT_ID and LOOPLINE_OIDC_CLIENT_SECRET too",
             )
         return cls(
-            issuer=issuer,
-            client_id=client_id,
-            client_secret=secret,
-            username_claim=env.get("LOOPLINE_OIDC_USERNAME_CLAIM") or "preferred_username",
-            redirect_uri=env.get("LOOPLINE_OIDC_REDIRECT_URI") or None,
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret,
+            username_claim=settings.oidc_username_claim,
+            redirect_uri=settings.oidc_redirect_uri,
         )
 
 

@@ -567,15 +567,13 @@ def _wait_serving(url: str, version: int, *, timeout: float) -> None:
 def _run_id(stdout: str) -> str:
     import json
 
-    start = stdout.find("{")
-    return str(json.loads(stdout[start:])["run_id"])
+    return str(json.loads(stdout)["run_id"])
 
 
 def _latest_retrain(firings_json: str, first_run: str) -> str:
     import json
 
-    start = firings_json.find("[")
-    firings = json.loads(firings_json[start:])
+    firings = json.loads(firings_json)
     runs = [
         f["pipeline_run_id"]
         for f in firings
@@ -590,7 +588,7 @@ def _pipeline_status(loop: _Loop, run_id: str) -> str:
     import json
 
     shown = loop.cli("pipeline", "show", run_id, "--json").stdout
-    return str(json.loads(shown[shown.find("{") :])["status"])
+    return str(json.loads(shown)["status"])
 
 
 def _drift_sample(data: _Data, workdir: Path) -> Path:

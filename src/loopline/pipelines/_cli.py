@@ -12,6 +12,7 @@ the same :func:`run_command`, so both paths behave and print alike.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -168,7 +169,9 @@ def run_command(
         settings=settings,
     )
     try:
-        outcome = runner.run()
+        # Under --json stdout carries the JSON alone: what steps print goes to stderr.
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            outcome = runner.run()
     except LooplineError as exc:
         _after_firing(settings, firing_id, runner, exc)
         report = getattr(exc, "report", None)
