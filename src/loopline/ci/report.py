@@ -318,9 +318,8 @@ def render(report: CiReport, fmt: Format) -> str:
     """The report as Markdown, HTML or JSON text."""
     if fmt == "json":
         return json.dumps(report.to_dict(), indent=2, default=str) + "\n"
-    md = _markdown(report)
     if fmt == "markdown":
-        return md
+        return _markdown(report)
     return _html(report)
 
 
@@ -394,66 +393,14 @@ def _markdown(r: CiReport) -> str:
 
 
 def _html(r: CiReport) -> str:
-    def table(headers: list[str], rows: list[list[Any]]) -> str:
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>"
-            for row in rows
-        )
-        return f"<table><tr>{head}</tr>{body}</table>"
+    """The Markdown report as a standalone page: one text, so both say the same.
 
-    parts = [
-        f"<h1>{html.escape(r.pipeline)}: {html.escape(r.verdict)}</h1>",
-        f"<p>Run <code>{html.escape(r.run_id)}</code> ({html.escape(r.status)})"
-        + (f", registered <b>{html.escape(r.registered)}</b>" if r.registered else "")
-        + (
-            f"; compared with {html.escape(r.against)} <b>{html.escape(r.champion['version'])}</b>"
-            if r.champion
-            else ""
-        )
-        + "</p>",
-    ]
-    if r.metrics:
-        parts.append(
-            table(
-                ["metric", "this run", r.against, "delta"],
-                [[m["name"], m.get("run"), m.get("champion"), m.get("delta")] for m in r.metrics],
-            )
-        )
-    if r.gates:
-        parts.append("<h2>Gates</h2>")
-        parts.append(
-            table(
-                ["check", "value", "expected", "verdict"],
-                [
-                    [
-                        g.get("check"),
-                        g.get("value"),
-                        g.get("expected"),
-                        "pass" if g.get("passed") else "FAIL",
-                    ]
-                    for g in r.gates
-                ],
-            )
-        )
-    if r.datasets:
-        parts.append("<h2>Data</h2>")
-        parts.append(f"<pre>{html.escape(json.dumps(r.datasets, indent=2, default=str))}</pre>")
-    if r.params:
-        parts.append("<h2>Parameter changes</h2>")
-        parts.append(
-            table(
-                ["param", "this run", r.against],
-                [[p["name"], p["run"], p["champion"]] for p in r.params],
-            )
-        )
-    parts += [
-        f'<h2>{html.escape(p)}</h2><img src="{html.escape(p)}" alt="{html.escape(p)}">'
-        for p in r.plots
-    ]
-    parts += [f"<blockquote>{html.escape(n)}</blockquote>" for n in r.notes]
-    if r.error:
-        parts.append(f"<pre>{html.escape(r.error)}</pre>")
+    Raw HTML in the Markdown (a metric or dataset name, an error message) is
+    escaped, not rendered (``html: False``).
+    """
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(_markdown(r))
     style = (
         "body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px}"
@@ -461,7 +408,7 @@ def _html(r: CiReport) -> str:
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>loopline report {html.escape(r.run_id)}"
-        f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n"
+        f"</title><style>{style}</style></head><body>{body}</body></html>\n"
     )
 
 
