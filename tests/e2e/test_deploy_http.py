@@ -49,7 +49,12 @@ def test_deploy_commands_through_the_server(
 
     created = deploy("create", "churn-prod", "--model", "models:/churn@champion", "--json")
     assert (created["current_version"], created["created_by"]) == (1, "grace")
-    deploy("canary", "churn-prod", "--model", "models:/churn/2", "--percent", "20", "--json")
+    canary = deploy(
+        "canary", "churn-prod", "--model", "models:/churn/2", "--percent", "20",
+        "--promote-after-requests", "25", "--json",
+    )  # fmt: skip
+    assert canary["limits"]["promote_after_requests"] == 25
+    assert canary["limits"]["min_requests"] == 20
     shadow = deploy("shadow", "churn-prod", "--model", "models:/churn/3", "--json")
     assert shadow["shadow"] == {"model": "churn", "version": 3}
     limits = deploy("limits", "churn-prod", "--max-p99-ms", "150", "--json")
@@ -83,5 +88,21 @@ def test_deploy_commands_through_the_server(
     assert "already exists" in taken.stderr
     bad = deploy("canary", "churn-prod", "--model", "models:/churn/2", "--percent", "0", ok=False)
     assert "between 0 and 100" in bad.stderr
+    rule = deploy("limits", "churn-prod", "--promote-after", "30", "--json")["limits"]
+    assert (rule["promote_after_requests"], rule["promote_after_seconds"]) == (25, 30)
+    shown = deploy("status", "churn-prod").stdout
+    assert "promotion  automatic, after 25 requests and 30 s within the limits" in shown
+    early = deploy("limits", "churn-prod", "--promote-after-requests", "5", ok=False)
+    assert "promote_after_requests (5) is below min_requests (20)" in early.stderr
+    negative = deploy("limits", "churn-prod", "--promote-after", "-1", ok=False)
+    assert "limit promote_after_seconds must be a number at least 0, got -1.0" in negative.stderr
+    refused = deploy(
+        "canary", "churn-prod", "--model", "models:/churn/3", "--promote-after-requests", "2",
+        ok=False,
+    )  # fmt: skip
+    assert "below min_requests" in refused.stderr
+    after = deploy("status", "churn-prod", "--json")
+    assert after["canary"] is None  # the refused canary did not start
+    assert after["revision"] == status["revision"] + 1  # only the accepted --promote-after
     serve = deploy("serve", "churn-prod", ok=False)
     assert "database URL" in serve.stderr

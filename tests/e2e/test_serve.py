@@ -375,7 +375,8 @@ def test_canary_breaching_its_limits_is_rolled_back(serve: Any) -> None:
         "models:/churn/1",
         limits={"max_p99_ms": 0.001, "window_seconds": 30, "min_requests": 5},
     )
-    service.set_canary("churn-prod", "models:/churn/2", 100)
+    # The promotion rule is met by the same requests that breach: the breach wins.
+    service.set_canary("churn-prod", "models:/churn/2", 100, limits={"promote_after_requests": 5})
     server = serve("deploy", "serve", "churn-prod", "--poll-interval", "0.1")
     for _ in range(10):
         assert (
@@ -383,11 +384,78 @@ def test_canary_breaching_its_limits_is_rolled_back(serve: Any) -> None:
             == 200
         )
     _wait_for(lambda: service.get("churn-prod").canary is None)
-    last = service.history("churn-prod")[-1]
-    assert last.action == "canary_rolled_back"
-    assert "p99 latency" in last.reason
-    assert "automatic" in last.reason
+    time.sleep(0.5)  # several more polls: nothing else may happen
+    history = service.history("churn-prod")
+    assert [h.action for h in history] == ["created", "canary_started", "canary_rolled_back"]
+    assert "p99 latency" in history[-1].reason
+    assert "automatic" in history[-1].reason
+    assert service.get("churn-prod").current_version == 1
     _ = loopline
+
+
+@pytest.mark.slow
+def test_healthy_canary_is_promoted_once_by_two_servers(serve: Any) -> None:
+    """Two servers follow one deployment; the first whose canary earns the rule promotes."""
+    import json
+
+    import loopline
+
+    register("churn", C=1.0)
+    register("churn", C=0.01)
+    loopline.registry.set_alias("churn", "champion", 1)
+    created = _cli(
+        "deploy", "create", "churn-prod", "--model", "models:/churn@champion",
+        "--min-requests", "5", "--max-p99-ms", "5000", "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    servers = [serve("deploy", "serve", "churn-prod", "--poll-interval", "0.1") for _ in "ab"]
+    started = _cli(
+        "deploy", "canary", "churn-prod", "--model", "models:/churn/2", "--percent", "50",
+        "--promote-after-requests", "10",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert "automatic, after 10 requests within the limits" in started.stdout
+    service = loopline.Client()
+    infer = {"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP64", "data": _row(7)}]}
+    versions: list[set[str]] = [set(), set()]
+    with httpx.Client(timeout=10) as http:
+        deadline = time.monotonic() + 60
+        while loopline.registry.resolve("models:/churn@champion").version == 1:
+            assert time.monotonic() < deadline, "the canary was never promoted"
+            for i, server in enumerate(servers):
+                answer = http.post(f"{server.url}/v2/models/churn-prod/infer", json=infer)
+                assert answer.status_code == 200, answer.text
+                versions[i].add(answer.json()["model_version"])
+        assert versions == [{"1", "2"}, {"1", "2"}]  # both routed to the canary before
+
+        def only_v2() -> bool:
+            return all(
+                {
+                    http.post(f"{s.url}/v2/models/churn-prod/infer", json=infer).json()[
+                        "model_version"
+                    ]
+                    for _ in range(10)
+                }
+                == {"2"}
+                for s in servers
+            )
+
+        _wait_for(only_v2)
+    time.sleep(0.5)  # both servers polled again after the promotion
+    status = json.loads(_cli("deploy", "status", "churn-prod", "--json").stdout)
+    assert [h["action"] for h in status["history"]] == ["created", "canary_started", "promoted"]
+    reason = status["history"][-1]["reason"]
+    assert reason.startswith("automatic promotion: canary served ")
+    assert "within its limits" in reason
+    assert status["canary"] is None
+    assert status["current_version"] == 2
+    moves = loopline.registry.alias_history("churn", "champion")
+    assert [(m.from_version, m.to_version) for m in moves] == [(None, 1), (1, 2)]
+    assert [e.kind for e in service.events(kinds=["deployment.promoted"])] == [
+        "deployment.promoted"
+    ]
+    text = _cli("deploy", "status", "churn-prod").stdout
+    assert "promotion  automatic, after 10 requests within the limits" in text
 
 
 def _wait_for(check: Any, timeout: float = 20.0) -> None:

@@ -29,6 +29,46 @@ Json = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 Model = Annotated[
     str, typer.Option("--model", "-m", help="models:/NAME@ALIAS or models:/NAME/VERSION.")
 ]
+PromoteAfterRequests = Annotated[
+    int | None,
+    typer.Option(
+        "--promote-after-requests",
+        help="Promote a canary by itself once it has answered N requests within its "
+        "limits (0: no such condition).",
+    ),
+]
+PromoteAfter = Annotated[
+    float | None,
+    typer.Option(
+        "--promote-after",
+        help="Promote a canary by itself once it has been live this many seconds within "
+        "its limits (0: no such condition).",
+    ),
+]
+
+
+def _rule(requests: int | None, seconds: float | None) -> dict[str, Any]:
+    """The promotion rule options given, as limits."""
+    given = {"promote_after_requests": requests, "promote_after_seconds": seconds}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _describe_rule(limits: dict[str, Any]) -> str:
+    """The promotion rule in words.
+
+    >>> _describe_rule({"promote_after_requests": 30, "promote_after_seconds": 60})
+    'automatic, after 30 requests and 60 s within the limits'
+    >>> _describe_rule({})
+    'manual (`loopline deploy promote`)'
+    """
+    parts = []
+    if limits.get("promote_after_requests"):
+        parts.append(f"{limits['promote_after_requests']} requests")
+    if limits.get("promote_after_seconds"):
+        parts.append(f"{limits['promote_after_seconds']:g} s")
+    if not parts:
+        return "manual (`loopline deploy promote`)"
+    return f"automatic, after {' and '.join(parts)} within the limits"
 
 
 @contextlib.contextmanager
@@ -44,6 +84,8 @@ def _service(ctx: typer.Context) -> Iterator[DeploymentApi]:
 
 
 def _show(deployment: Deployment, as_json: bool, history: list[Any] | None = None) -> None:
+    from rich.markup import escape
+
     from loopline.cli._output import format_time, print_json, stdout, table
 
     if as_json:
@@ -69,7 +111,12 @@ def _show(deployment: Deployment, as_json: bool, history: list[Any] | None = Non
         "  shadow     " + (f"{shadow['model']} version {shadow['version']}" if shadow else "none")
     )
     if deployment.limits:
-        console.print(f"  limits     {deployment.limits}")
+        rule = {"promote_after_requests", "promote_after_seconds"}
+        shown = ", ".join(
+            f"{k}={v:g}" for k, v in sorted(deployment.limits.items()) if k not in rule
+        )
+        console.print(f"  limits     {shown}")
+    console.print(f"  promotion  {escape(_describe_rule(deployment.limits))}")
     if history:
         grid = table("Revision", "When", "Action", "By", "Reason", title="History")
         for change in history:
@@ -109,6 +156,8 @@ def create(
     hashed: Annotated[
         list[str] | None, typer.Option("--hash", help="Input column logged hashed (repeatable).")
     ] = None,
+    promote_after_requests: PromoteAfterRequests = None,
+    promote_after: PromoteAfter = None,
     as_json: Json = False,
 ) -> None:
     """Create a deployment that follows MODEL (an alias is followed as it moves)."""
@@ -117,6 +166,7 @@ def create(
         "max_p99_ms": max_p99_ms,
         "window_seconds": window,
         "min_requests": min_requests,
+        **_rule(promote_after_requests, promote_after),
     }
     logging = {"sample_rate": sample_rate, "exclude": exclude or [], "hash_columns": hashed or []}
     with _service(ctx) as service:
@@ -131,11 +181,14 @@ def canary(
     percent: Annotated[
         float, typer.Option("--percent", help="Share of traffic (0 < p <= 100).")
     ] = 10.0,
+    promote_after_requests: PromoteAfterRequests = None,
+    promote_after: PromoteAfter = None,
     as_json: Json = False,
 ) -> None:
-    """Send a share of the traffic to another version."""
+    """Send a share of the traffic to another version (promoted by itself under a rule)."""
+    rule = _rule(promote_after_requests, promote_after)
     with _service(ctx) as service:
-        _show(service.set_canary(name, model, percent), as_json)
+        _show(service.set_canary(name, model, percent, limits=rule or None), as_json)
 
 
 @app.command("shadow")
@@ -171,9 +224,12 @@ def limits(
     min_requests: Annotated[
         int | None, typer.Option("--min-requests", help="Requests needed before they apply.")
     ] = None,
+    promote_after_requests: PromoteAfterRequests = None,
+    promote_after: PromoteAfter = None,
     as_json: Json = False,
 ) -> None:
-    """Change the limits whose breach rolls a canary back (the others stay)."""
+    """Change the limits that roll a canary back, or the rule that promotes it (the others
+    stay)."""
     given = {
         "max_error_rate": max_error_rate,
         "max_p99_ms": max_p99_ms,
@@ -181,8 +237,9 @@ def limits(
         "min_requests": min_requests,
     }
     changes = {k: v for k, v in given.items() if v is not None}
+    changes |= _rule(promote_after_requests, promote_after)
     if not changes:
-        raise typer.BadParameter("give at least one of the limit options")
+        raise typer.BadParameter("give at least one of the limit or promotion options")
     with _service(ctx) as service:
         _show(service.set_limits(name, changes), as_json)
 
@@ -265,7 +322,7 @@ def serve(
     no_log: Annotated[bool, typer.Option("--no-log", help="Do not log predictions.")] = False,
     auth: Auth = None,
 ) -> None:
-    """Run the deployment's endpoint (routing, shadowing, automatic rollback)."""
+    """Run the deployment's endpoint (routing, shadowing, automatic rollback and promotion)."""
     from loopline.config import reset_settings
     from loopline.serving.auth import decide_auth
     from loopline.serving.server import ServeOptions, build_deployment_app, run

@@ -24,6 +24,7 @@ from loopline.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
     InvalidStateError,
+    LooplineError,
     NotFoundError,
 )
 from loopline.events import emit
@@ -170,7 +171,14 @@ class DeploymentApi(Protocol):
         limits: dict[str, Any] | None = None,
         logging: dict[str, Any] | None = None,
     ) -> Deployment: ...
-    def set_canary(self, name: str, model_uri: str, percent: float) -> Deployment: ...
+    def set_canary(
+        self,
+        name: str,
+        model_uri: str,
+        percent: float,
+        *,
+        limits: dict[str, Any] | None = None,
+    ) -> Deployment: ...
     def set_shadow(self, name: str, model_uri: str | None) -> Deployment: ...
     def set_limits(self, name: str, limits: dict[str, Any]) -> Deployment: ...
     def promote(self, name: str) -> Deployment: ...
@@ -266,14 +274,15 @@ class DeploymentService:
     ) -> Deployment:
         """A new deployment of ``models:/NAME@ALIAS`` (followed) or ``models:/NAME/VERSION``."""
         check_deployment_name(name)
-        _check_limits(limits or {})
+        checked = _check_limits(limits or {})
+        _check_rule(checked)
         model, alias, version = self._target(model_uri)
         state = Deployment(
             name,
             model,
             alias,
             version,
-            limits=dict(limits or {}),
+            limits=checked,
             logging=dict(logging or {}),
         ).state()
         now = _now()
@@ -306,18 +315,46 @@ class DeploymentService:
             self._record(conn, pid, deployment_id, name, 1, "created", "", state)
         return self.get(name)
 
-    def set_canary(self, name: str, model_uri: str, percent: float) -> Deployment:
+    def set_canary(
+        self,
+        name: str,
+        model_uri: str,
+        percent: float,
+        *,
+        limits: dict[str, Any] | None = None,
+    ) -> Deployment:
+        """Send ``percent`` of the traffic to a pinned version.
+
+        ``limits`` changes some limits or the promotion rule in the same revision, so a
+        server never sees the canary under the old rule. Re-sending the same version
+        (a new share) keeps the time it started, which ``promote_after_seconds`` counts from.
+        """
         if not 0 < percent <= 100:
             raise InvalidArgumentError(
                 f"a canary takes between 0 and 100 percent of traffic, got {percent}"
             )
+        changes = _check_limits(limits or {})
         model, version = self._pinned(model_uri)
-        return self._change(
-            name,
-            "canary_started",
-            lambda d: _with(d, canary={"model": model, "version": version, "percent": percent}),
-            reason=f"{percent:g}% of traffic to {model} version {version}",
-        )
+        if changes:
+            _check_rule({**self.get(name).limits, **changes})
+
+        def update(d: Deployment) -> Deployment:
+            same = d.canary is not None and (d.canary["model"], d.canary["version"]) == (
+                model,
+                version,
+            )
+            started = d.canary.get("started_at") if same and d.canary else None
+            spec = {"model": model, "version": version, "percent": percent}
+            return _with(
+                d,
+                canary={**spec, "started_at": started or _now()},
+                limits={**d.limits, **changes},
+            )
+
+        reason = f"{percent:g}% of traffic to {model} version {version}"
+        if changes:
+            reason += "; " + _describe(changes)
+        return self._change(name, "canary_started", update, reason=reason)
 
     def set_shadow(self, name: str, model_uri: str | None) -> Deployment:
         if model_uri is None:
@@ -332,35 +369,103 @@ class DeploymentService:
 
     def set_limits(self, name: str, limits: dict[str, Any]) -> Deployment:
         """Change some of the limits that roll a canary back; the others stay."""
-        _check_limits(limits)
+        changes = _check_limits(limits)
+        _check_rule({**self.get(name).limits, **changes})
         return self._change(
             name,
             "limits_changed",
-            lambda d: _with(d, limits={**d.limits, **limits}),
-            reason=", ".join(f"{k}={v:g}" for k, v in sorted(limits.items())),
+            lambda d: _with(d, limits={**d.limits, **changes}),
+            reason=_describe(changes),
         )
 
-    def promote(self, name: str) -> Deployment:
-        """The canary's version becomes the deployment's: the followed alias moves to it."""
+    def promote(
+        self,
+        name: str,
+        *,
+        reason: str = "",
+        automatic: bool = False,
+        version: int | None = None,
+    ) -> Deployment:
+        """The canary's version becomes the deployment's: the followed alias moves to it.
+
+        ``automatic`` is a serving process applying the promotion rule: when the canary
+        is gone (another process promoted or rolled it back) or is not ``version`` (the
+        one it judged), nothing happens, so several processes promote it once.
+        """
         deployment = self.get(name)
-        if deployment.canary is None:
+        canary = deployment.canary
+        if canary is None or (version is not None and int(canary["version"]) != version):
+            if automatic:
+                return deployment
+            if canary is None:
+                raise InvalidStateError(
+                    f"deployment {name!r} has no canary to promote",
+                    hint=f"start one with `loopline deploy canary {name} --model URI`",
+                )
             raise InvalidStateError(
-                f"deployment {name!r} has no canary to promote",
-                hint=f"start one with `loopline deploy canary {name} --model URI`",
+                f"deployment {name!r}'s canary is version {canary['version']}, not {version}",
+                hint=f"see it with `loopline deploy status {name}`",
             )
-        version = int(deployment.canary["version"])
-        if deployment.canary["model"] != deployment.model:
+        number = int(canary["version"])
+        if canary["model"] != deployment.model:
             raise InvalidStateError(
-                f"the canary is a version of {deployment.canary['model']!r}, the deployment "
+                f"the canary is a version of {canary['model']!r}, the deployment "
                 f"serves {deployment.model!r}: promoting cannot move an alias across models"
             )
-        reason = f"deployment {name}: promote canary version {version}"
         if deployment.alias:
-            self.registry.set_alias(deployment.model, deployment.alias, version, reason=reason)
-            return self._change(name, "promoted", lambda d: _with(d, canary=None), reason=reason)
-        return self._change(
-            name, "promoted", lambda d: _with(d, canary=None, version=version), reason=reason
+            self._check_alias_accepts(deployment.model, deployment.alias, number)
+        who = "automatic" if automatic else "manual"
+        why = reason or f"{who} promotion of canary version {number}"
+        # Claim first, in one transaction that checks the canary is still there: of two
+        # processes (or a promotion racing a rollback) one wins, and only the winner
+        # moves the alias, so a canary rolled back meanwhile never becomes the champion.
+        claimed = self._apply(
+            name,
+            "promoted",
+            lambda d: _with(d, canary=None, version=d.version if d.alias else number),
+            reason=why,
+            expect_canary=number,
         )
+        if not claimed:
+            if automatic:
+                return self.get(name)
+            raise InvalidStateError(
+                f"deployment {name!r}'s canary changed while it was being promoted",
+                hint=f"see it with `loopline deploy status {name}`",
+            )
+        if deployment.alias:
+            try:
+                self.registry.set_alias(
+                    deployment.model,
+                    deployment.alias,
+                    number,
+                    reason=f"deployment {name}: {why}",
+                )
+            except LooplineError as exc:
+                # The canary goes back as it was; the history keeps why it is still there.
+                self._apply(
+                    name,
+                    "promotion_failed",
+                    lambda d: _with(d, canary=canary),
+                    reason=f"{why} failed: {exc.message}",
+                )
+                raise
+        return self.get(name)
+
+    def _check_alias_accepts(self, model: str, alias: str, version: int) -> None:
+        """Refuse before any change what the registry would refuse (a protected alias)."""
+        from loopline.registry.entities import ReviewStatus
+
+        protected = any(a.alias == alias and a.protected for a in self.registry.list_aliases(model))
+        if not protected:
+            return
+        status = self.registry.get_model_version(model, version).review_status
+        if status != ReviewStatus.APPROVED.value:
+            raise InvalidStateError(
+                f"alias {alias!r} of {model!r} is protected: it only points at approved "
+                f"versions, and version {version} is {status}",
+                hint=f"approve it first: `loopline models approve {model}@{version}`",
+            )
 
     def rollback(self, name: str, *, reason: str = "", automatic: bool = False) -> Deployment:
         """Drop the canary; with none, move the alias back to its previous version."""
@@ -404,7 +509,12 @@ class DeploymentService:
             hint=f"see `loopline models alias history {deployment.model} {deployment.alias}`",
         )
 
-    def _change(
+    def _change(self, name: str, action: str, update: Any, **options: Any) -> Deployment:
+        """:meth:`_apply`, then the deployment as it is now."""
+        self._apply(name, action, update, **options)
+        return self.get(name)
+
+    def _apply(
         self,
         name: str,
         action: str,
@@ -412,7 +522,8 @@ class DeploymentService:
         *,
         reason: str = "",
         expect_canary: Any = None,
-    ) -> Deployment:
+    ) -> bool:
+        """Apply ``update`` as one revision; False when ``expect_canary`` is gone."""
         with self.db.write() as conn:
             pid = self._project_id(conn)
             row = self._row(conn, name, lock=True)
@@ -420,7 +531,7 @@ class DeploymentService:
             if expect_canary is not None and (
                 current.canary is None or current.canary.get("version") != expect_canary
             ):
-                return self._current(current)  # another process rolled it back already
+                return False  # another process promoted or rolled it back already
             changed: Deployment = update(current)
             revision = row.revision + 1
             state = changed.state()
@@ -430,7 +541,7 @@ class DeploymentService:
                 .values(state=orjson.dumps(state).decode(), revision=revision, updated_at=_now())
             )
             self._record(conn, pid, row.id, name, revision, action, reason, state)
-        return self.get(name)
+        return True
 
     def _record(
         self,
@@ -504,9 +615,17 @@ class DeploymentService:
 
 _LIMITS = {"max_error_rate": (0.0, 1.0), "max_p99_ms": (0.0, None)}
 _LIMITS |= {"window_seconds": (0.0, None), "min_requests": (0.0, None)}
+_LIMITS |= {"promote_after_requests": (0.0, None), "promote_after_seconds": (0.0, None)}
+_COUNTS = {"min_requests", "promote_after_requests"}
 
 
-def _check_limits(limits: dict[str, Any]) -> None:
+def _check_limits(limits: dict[str, Any]) -> dict[str, Any]:
+    """The limits (and promotion rule) checked, counts as ``int``: what is stored.
+
+    >>> _check_limits({"promote_after_requests": 30.0, "max_p99_ms": 250})
+    {'promote_after_requests': 30, 'max_p99_ms': 250}
+    """
+    checked: dict[str, Any] = {}
     for key, value in limits.items():
         if key not in _LIMITS:
             raise InvalidArgumentError(
@@ -516,11 +635,37 @@ def _check_limits(limits: dict[str, Any]) -> None:
         if (
             not isinstance(value, int | float)
             or isinstance(value, bool)
+            or value != value  # NaN compares false both ways and would pass the bounds
             or value < low
             or (high is not None and value > high)
         ):
             wanted = f"at least {low:g}" if high is None else f"between {low:g} and {high:g}"
             raise InvalidArgumentError(f"limit {key} must be a number {wanted}, got {value!r}")
+        if key in _COUNTS:
+            if value != int(value):
+                raise InvalidArgumentError(
+                    f"limit {key} counts requests: a whole number, got {value!r}"
+                )
+            value = int(value)
+        checked[key] = value
+    return checked
+
+
+def _check_rule(limits: dict[str, Any]) -> None:
+    """A promotion rule must let the limits judge the canary first."""
+    from loopline.serving.endpoint import Limits
+
+    rule = Limits.from_dict(limits)
+    if 0 < rule.promote_after_requests < rule.min_requests:
+        raise InvalidArgumentError(
+            f"promote_after_requests ({rule.promote_after_requests}) is below min_requests "
+            f"({rule.min_requests}): the canary would be promoted before its limits judge it",
+            hint="raise --promote-after-requests, or lower --min-requests",
+        )
+
+
+def _describe(limits: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(limits.items()))
 
 
 def _with(deployment: Deployment, **changes: Any) -> Deployment:

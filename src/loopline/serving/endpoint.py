@@ -27,12 +27,30 @@ __all__ = ["Endpoint", "Limits", "Slot", "WindowStats"]
 class Limits:
     """When a canary is rolled back by itself: over ``window_seconds``, with at least
     ``min_requests`` answered, an error share above ``max_error_rate`` or a p99 latency
-    above ``max_p99_ms``."""
+    above ``max_p99_ms``.
+
+    The promotion rule is the other way out: once the limits have been judged and hold,
+    a canary that has answered ``promote_after_requests`` requests and has been live
+    ``promote_after_seconds`` seconds is promoted by itself. Zero leaves a condition out;
+    both zero (the default) leaves promotion to a person.
+
+    >>> Limits.from_dict({"promote_after_requests": 30}).promotes
+    True
+    >>> Limits().promotes
+    False
+    """
 
     max_error_rate: float = 0.05
     max_p99_ms: float = 500.0
     window_seconds: float = 60.0
     min_requests: int = 20
+    promote_after_requests: int = 0
+    promote_after_seconds: float = 0.0
+
+    @property
+    def promotes(self) -> bool:
+        """Whether a healthy canary is promoted without a person."""
+        return self.promote_after_requests > 0 or self.promote_after_seconds > 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +58,8 @@ class Limits:
             "max_p99_ms": self.max_p99_ms,
             "window_seconds": self.window_seconds,
             "min_requests": self.min_requests,
+            "promote_after_requests": self.promote_after_requests,
+            "promote_after_seconds": self.promote_after_seconds,
         }
 
     @classmethod
@@ -50,6 +70,12 @@ class Limits:
             max_p99_ms=float(data.get("max_p99_ms", base.max_p99_ms)),
             window_seconds=float(data.get("window_seconds", base.window_seconds)),
             min_requests=int(data.get("min_requests", base.min_requests)),
+            promote_after_requests=int(
+                data.get("promote_after_requests", base.promote_after_requests)
+            ),
+            promote_after_seconds=float(
+                data.get("promote_after_seconds", base.promote_after_seconds)
+            ),
         )
 
 
@@ -58,12 +84,20 @@ class WindowStats:
 
     def __init__(self) -> None:
         self._samples: deque[tuple[float, float, bool]] = deque(maxlen=100_000)
+        self._lock = threading.Lock()
+        self.total = 0
+        """Requests answered since the slot was filled (or last cleared), window or not."""
 
     def add(self, latency_ms: float, failed: bool) -> None:
-        self._samples.append((time.monotonic(), latency_ms, failed))
+        # Request threads add concurrently: an unlocked += could lose a count.
+        with self._lock:
+            self._samples.append((time.monotonic(), latency_ms, failed))
+            self.total += 1
 
     def clear(self) -> None:
-        self._samples.clear()
+        with self._lock:
+            self._samples.clear()
+            self.total = 0
 
     def summary(self, window: float) -> tuple[int, float, float]:
         """(requests, error share, p99 latency in ms) over the window."""
@@ -92,6 +126,25 @@ class WindowStats:
                 f"({count} requests) is above the limit {limits.max_p99_ms:g} ms"
             )
         return None
+
+    def promotion(self, limits: Limits, live_seconds: float) -> str | None:
+        """Why a canary live ``live_seconds`` has earned its promotion, or None.
+
+        Only once the limits have been judged (``min_requests`` in the window) and hold:
+        a canary too quiet to judge is never promoted, whatever the rule's thresholds.
+        """
+        if not limits.promotes or self.breach(limits) is not None:
+            return None
+        count, error_rate, p99 = self.summary(limits.window_seconds)
+        if count < max(limits.min_requests, 1) or self.total < limits.promote_after_requests:
+            return None
+        if live_seconds < limits.promote_after_seconds:
+            return None
+        return (
+            f"served {self.total} requests over {live_seconds:.0f} s within its limits "
+            f"(last {limits.window_seconds:g} s: {count} requests, error rate "
+            f"{error_rate:.1%}, p99 {p99:.1f} ms)"
+        )
 
 
 @dataclass(eq=False, slots=True)

@@ -4,13 +4,16 @@ A background thread polls the event log. When the alias a server follows moves
 (``model.alias_moved``), or its deployment changes (``deployment.*``), it loads the
 versions now wanted (in this thread, while requests keep being answered by the
 models in place) and then swaps them into their slots. The same thread rolls a
-canary back when it breaches its deployment's limits.
+canary back when it breaches its deployment's limits, and promotes it when the
+deployment's promotion rule holds (``promote_after_requests``/``promote_after_seconds``,
+judged on the traffic this process answered).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,10 @@ class _DeploymentWatch:
     revision: int = 0
     model: str = ""
     alias: str | None = None
+    canary_started_at: float | None = None
+    """Wall-clock seconds the current canary started (from the deployment)."""
+    failed_promotion: tuple[str, str] | None = None
+    """The canary (model, version) this process failed to promote: not tried again."""
 
 
 class Follower:
@@ -167,6 +174,13 @@ class Follower:
         endpoint = watch.endpoint
         watch.revision = deployment.revision
         watch.model, watch.alias = deployment.model, deployment.alias
+        spec = deployment.canary
+        if spec is None:
+            watch.canary_started_at = None
+        elif spec.get("started_at") is not None:
+            watch.canary_started_at = float(spec["started_at"]) / 1000.0
+        elif watch.canary_started_at is None:  # a canary started before the time was kept
+            watch.canary_started_at = time.time()
         endpoint.limits = Limits.from_dict(deployment.limits)
         with endpoint.lock:
             if deployment.current_version is not None:
@@ -194,12 +208,14 @@ class Follower:
         return fresh
 
     def _check_canary(self, watch: _DeploymentWatch) -> None:
+        """Roll a breaching canary back; else promote one its deployment's rule passes."""
         endpoint = watch.endpoint
         canary = endpoint.canary
         if canary is None or canary.model is None:
             return
         reason = canary.stats.breach(endpoint.limits)
         if reason is None:
+            self._maybe_promote(watch, canary)
             return
         try:
             watch.service.rollback(
@@ -209,4 +225,27 @@ class Follower:
             self.errors.append(str(exc))
             return
         canary.stats.clear()
+        self.reconcile(watch)
+
+    def _maybe_promote(self, watch: _DeploymentWatch, canary: Slot) -> None:
+        assert canary.model is not None
+        key = (canary.model.name, canary.model.version)
+        if watch.failed_promotion == key or watch.canary_started_at is None:
+            return
+        live = max(0.0, time.time() - watch.canary_started_at)
+        earned = canary.stats.promotion(watch.endpoint.limits, live)
+        if earned is None:
+            return
+        try:
+            watch.service.promote(
+                watch.name,
+                reason=f"automatic promotion: canary {earned}",
+                automatic=True,
+                version=int(canary.model.version),
+            )
+        except LooplineError as exc:
+            # A refusal (a protected alias, say) would be refused again on every tick.
+            watch.failed_promotion = key
+            self.errors.append(str(exc))
+            return
         self.reconcile(watch)

@@ -65,8 +65,17 @@ class DeploymentHttpClient(ApiSession):
         body |= {"limits": limits or {}, "logging": logging or {}}
         return Deployment.from_dict(self._call("POST", self._root(), json=body))
 
-    def set_canary(self, name: str, model_uri: str, percent: float) -> Deployment:
-        body = {"model": model_uri, "percent": percent}
+    def set_canary(
+        self,
+        name: str,
+        model_uri: str,
+        percent: float,
+        *,
+        limits: dict[str, Any] | None = None,
+    ) -> Deployment:
+        body: dict[str, Any] = {"model": model_uri, "percent": percent}
+        if limits:
+            body["limits"] = limits
         return Deployment.from_dict(self._call("POST", _path(name, "/canary"), json=body))
 
     def set_shadow(self, name: str, model_uri: str | None) -> Deployment:

@@ -7,13 +7,16 @@ GET         /                             ``{"deployments": [...]}``
 POST        /                             ``{"name", "model": URI, "limits", "logging"}``
 GET         /{name}                       one deployment and its routing state
 GET         /{name}/history               ``{"history": [...]}``, oldest first
-POST        /{name}/canary                ``{"model": URI, "percent": P}``
+POST        /{name}/canary                ``{"model": URI, "percent": P, "limits"}``
 POST        /{name}/shadow                ``{"model": URI}``
 DELETE      /{name}/shadow                stops mirroring
 PUT         /{name}/limits                ``{"max_error_rate", "max_p99_ms", ...}``
 POST        /{name}/promote               moves the followed alias to the canary
 POST        /{name}/rollback              ``{"reason": TEXT}`` (optional)
 ==========  ============================  =========================================
+
+The limits include the promotion rule (``promote_after_requests``,
+``promote_after_seconds``); ``limits`` on a canary changes them in the same revision.
 
 Every answer about one deployment is its state (``Deployment.to_dict``); errors are
 the server's usual ``{"error_code", "message", "hint"}``.
@@ -61,6 +64,8 @@ class Limits(BaseModel):
     max_p99_ms: float | None = None
     window_seconds: float | None = None
     min_requests: int | None = None
+    promote_after_requests: int | None = None
+    promote_after_seconds: float | None = None
 
 
 @router.get("")
@@ -94,8 +99,14 @@ async def start_canary(
     service: Service,
     model: Annotated[str, Body()],
     percent: Annotated[float, Body()] = 10.0,
+    limits: Annotated[Limits | None, Body()] = None,
 ) -> dict[str, Any]:
-    return (await run_in_threadpool(service.set_canary, name, model, percent)).to_dict()
+    changes = limits.model_dump(exclude_none=True) if limits else None
+
+    def start() -> Deployment:
+        return service.set_canary(name, model, percent, limits=changes)
+
+    return (await run_in_threadpool(start)).to_dict()
 
 
 @router.post("/{name}/shadow")
