@@ -1,6 +1,7 @@
 """``loopline monitor``: create, run (exit 3 on alerts), list, show, history, alerts, report,
 through the real root command; a webhook receiver on 127.0.0.1 gets the alerts; the REST
-API answers the same history."""
+API answers the same history. The deployment serves a registered multi-class model whose
+logged probabilities and feedback give ROC AUC and log loss, as scikit-learn computes them."""
 
 from __future__ import annotations
 
@@ -12,13 +13,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import pytest
 from sklearn.datasets import load_wine
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from typer.testing import CliRunner
 
+import loopline
 import loopline.data
+import loopline.monitoring as mon
 from loopline.cli.main import app
 from loopline.config import get_settings
-from loopline.monitoring.simulate import write_predictions
+from loopline.monitoring.simulate import write_feedback, write_predictions
 
 from .conftest import _serve_in_thread
 
@@ -53,6 +61,14 @@ def test_monitor_end_to_end(tmp_path: Path) -> None:
     wine: pd.DataFrame = load_wine(as_frame=True).frame
     wine.to_csv(tmp_path / "wine.csv", index=False)
     loopline.data.add(tmp_path / "wine.csv", "wine")
+    X = wine.drop(columns="target")
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.02, max_iter=2000))
+    model.fit(X, wine["target"])
+    with loopline.start_run():
+        loopline.log_model(model, "model", registered_model_name="wine", input_example=X.head(3))
+    loopline.flush()
+    deployed = _cli("deploy", "create", "wine-clf", "--model", "models:/wine/1")
+    assert deployed.exit_code == 0, deployed.output
     server, got = _receiver()
     hook = f"http://127.0.0.1:{server.server_address[1]}/alerts"
     try:
@@ -60,11 +76,26 @@ def test_monitor_end_to_end(tmp_path: Path) -> None:
                     "--reference", "wine@1", "--target", "target", "--window", "60rows", "--webhook", hook)  # fmt: skip
         assert made.exit_code == 0, made.output
         root = get_settings().predictions_root
-        calm = wine.sample(n=60, random_state=0).drop(columns="target")
-        write_predictions(root, "wine-clf", calm, when=datetime.now(UTC) - timedelta(minutes=5))
+        sample = wine.sample(n=60, random_state=0)
+        calm = sample.drop(columns="target")
+        # Logged as an inference server does, probability columns in no particular order;
+        # feedback sends the labels as floats (1.0 for class 1).
+        proba = model.predict_proba(calm)
+        ids = write_predictions(root, "wine-clf", calm, predictions=model.predict(calm).tolist(),
+                                proba={str(c): proba[:, i].tolist() for i, c in
+                                       reversed(list(enumerate(model.classes_)))},
+                                when=datetime.now(UTC) - timedelta(minutes=5), model="wine")  # fmt: skip
+        write_feedback(root, "wine-clf", ids, sample["target"].astype(float).tolist())
         ok = _cli("monitor", "run", "wine-mon")
         assert ok.exit_code == 0, ok.output
         assert "no dataset drift" in ok.output
+        first = mon.monitor_runs("wine-mon")[0]["summary"]
+        assert first["estimate"]["classes"] == ["0", "1", "2"]
+        quality = first["performance"]["current"]
+        assert quality["roc_auc"] == pytest.approx(
+            roc_auc_score(sample["target"], proba, multi_class="ovr"), abs=1e-12
+        )
+        assert quality["log_loss"] == pytest.approx(log_loss(sample["target"], proba), abs=1e-12)
         time.sleep(0.01)  # log files sort by their millisecond stamp
         shifted = wine[wine["flavanoids"] > wine["flavanoids"].quantile(0.6)].drop(columns="target")
         write_predictions(root, "wine-clf", shifted, when=datetime.now(UTC))

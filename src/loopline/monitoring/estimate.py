@@ -216,6 +216,9 @@ class WindowEstimate:
             "models": sorted(c.model for c in used.values() if c),
             "positive": first.positive,
             "proba_column": first.columns[1] if first.positive is not None else None,
+            # The model's classes (as label_key text) and their log columns, same order.
+            "classes": first.keys,
+            "proba_columns": first.columns,
             "estimated": estimated,
             "reference": reference,
             "realised": None,
@@ -225,11 +228,16 @@ class WindowEstimate:
 
 
 def realised(
-    estimate: dict[str, Any], labels: Any, predictions: Any, proba: Any = None
+    estimate: dict[str, Any],
+    labels: Any,
+    predictions: Any,
+    proba: Any = None,
+    classes: list[str] | None = None,
 ) -> dict[str, Any]:
     """``estimate`` with the quality its window really had, from labels joined so far;
-    ``proba`` (P(positive) of a binary model) adds the realised ROC AUC."""
-    got = classification_metrics(labels, predictions, estimate.get("positive"), proba)
+    ``proba`` (P(positive) of a binary model, or a multi-class model's matrix with its
+    ``classes``) adds the realised ROC AUC."""
+    got = classification_metrics(labels, predictions, estimate.get("positive"), proba, classes)
     real = {k: got[k] for k in estimate["estimated"] if k in got}
     return {
         **estimate,
@@ -240,17 +248,50 @@ def realised(
 
 
 def classification_metrics(
-    labels: Any, predictions: Any, positive: str | None = None, proba: Any = None
+    labels: Any,
+    predictions: Any,
+    positive: str | None = None,
+    proba: Any = None,
+    classes: list[Any] | None = None,
 ) -> dict[str, float]:
     """A classifier's quality with labels compared as :func:`label_key` text (feedback may
-    send ``1`` where the model answered ``1.0``); ``proba`` is P(``positive``)."""
+    send ``1`` where the model answered ``1.0``).
+
+    ``proba`` is P(``positive``) of a binary model, or an ``(n, k)`` matrix whose columns
+    are ``classes`` (see :func:`~loopline.monitoring.performance.metrics` for ROC AUC and
+    log loss over it). In a matrix, NaN marks a probability that was not logged: a row
+    without any (an answer logged without probabilities) counts for accuracy and F1 only;
+    a row missing some (a model version without those classes) gives them 0.
+
+    >>> import numpy as np
+    >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6], [np.nan] * 3])
+    >>> m = classification_metrics([0, 1, 2.0, 1], [0, 1, 2, 0], proba=p, classes=[0, 1, 2])
+    >>> m["accuracy"], m["roc_auc"], round(m["log_loss"], 4)
+    (0.75, 1.0, 0.3635)
+    """
     import numpy as np
 
+    from loopline.errors import InvalidArgumentError
     from loopline.monitoring.performance import metrics
 
     y = np.array([label_key(v) for v in np.asarray(labels).tolist()], dtype=object)
     p = np.array([label_key(v) for v in np.asarray(predictions).tolist()], dtype=object)
-    if positive is None:
-        return metrics(y, p, task="classification", positive=None)
     pr = None if proba is None else np.asarray(proba, dtype=np.float64)
-    return metrics(y, p, task="classification", positive=positive, proba=pr)
+    if pr is None or (pr.ndim == 1 and positive is None):
+        return metrics(y, p, task="classification", positive=positive)
+    if pr.ndim == 1:
+        return metrics(y, p, task="classification", positive=positive, proba=pr)
+    if classes is None:
+        raise InvalidArgumentError(
+            "a probability matrix needs its classes", hint="pass classes= in column order"
+        )
+    keys = [label_key(c) for c in classes]
+    missing = np.isnan(pr)
+    logged = ~missing.all(axis=1)
+    pr = np.where(missing, 0.0, pr)
+    out = metrics(y, p, task="classification", positive=positive, classes=keys)
+    if logged.any():
+        scored = metrics(y[logged], p[logged], task="classification", positive=positive,
+                         proba=pr[logged], classes=keys)  # fmt: skip
+        out |= {k: v for k, v in scored.items() if k not in out}
+    return out

@@ -37,7 +37,8 @@ Task = Literal["classification", "regression"]
 #: Score cells of CBPE's ROC AUC estimate.
 AUC_CELLS = 1000
 HIGHER_IS_BETTER = {"accuracy": True, "f1": True, "roc_auc": True, "log_loss": False,
-                    "mae": False, "rmse": False, "r2": True}  # fmt: skip
+                    "unknown_labels": False, "mae": False, "rmse": False,
+                    "r2": True}  # fmt: skip
 
 
 def task_of(labels: Any) -> Task:
@@ -59,8 +60,33 @@ def metrics(
     proba: Any = None,
     task: Task | None = None,
     positive: Any = 1,
+    classes: Any = None,
 ) -> dict[str, float]:
-    """Quality metrics; ``proba`` is P(positive) for binary or an (n, classes) matrix."""
+    """Quality metrics of a window: accuracy, F1, ROC AUC and log loss for a classifier;
+    MAE, RMSE and R² for a regressor.
+
+    ``proba`` is P(``positive``) of a binary model, or an ``(n, k)`` matrix whose columns
+    are ``classes`` in that order (a model's ``classes_``; without them, the sorted
+    labels of ``y_true``, which must then be ``k``, as scikit-learn infers them). With a
+    matrix, ROC AUC is the one-vs-rest macro average over the classes the window's labels
+    hold (a class with no label, or with nothing but, has no ROC curve and is skipped),
+    and log loss reads each row's column by its label. Rows whose label is none of
+    ``classes`` (a class the model never learnt) are wrong for accuracy and F1 but left
+    out of ROC AUC and log loss, which the model could not score on them; their count
+    is ``unknown_labels`` (present only when some are). Probabilities are clipped to
+    ``[1e-15, 1]`` for log loss. F1 is the positive class's for two classes (given
+    ``positive``), else the macro average over the classes labelled or predicted.
+
+    >>> import numpy as np
+    >>> y = np.array(["a", "b", "c", "a"])
+    >>> p = np.array([[0.7, 0.2, 0.1], [0.2, 0.5, 0.3], [0.3, 0.3, 0.4], [0.4, 0.5, 0.1]])
+    >>> m = metrics(y, np.array(["a", "b", "c", "b"]), proba=p, classes=["a", "b", "c"])
+    >>> m["accuracy"], round(m["roc_auc"], 4), round(m["log_loss"], 4)
+    (0.75, 0.9444, 0.7206)
+    >>> m = metrics(np.array(["a", "d"]), np.array(["a", "a"]), proba=p[:2], classes=["a", "b", "c"])
+    >>> m["unknown_labels"], round(m["log_loss"], 4)
+    (1.0, 0.3567)
+    """
     import numpy as np
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -77,23 +103,59 @@ def metrics(
         return {"mae": float(np.mean(np.abs(err))),
                 "rmse": float(math.sqrt(np.mean(err**2))), "r2": r2}  # fmt: skip
     out = {"accuracy": float(np.mean(y_true == y_pred))}
-    classes = np.unique(np.concatenate([y_true, y_pred]))
-    if len(classes) <= 2:
+    seen = np.unique(np.concatenate([y_true, y_pred]))
+    two = len(seen) <= 2 and (classes is None or len(classes) <= 2)
+    if two and positive is not None:
         out["f1"] = _f1(y_true == positive, y_pred == positive)
     else:
-        out["f1"] = float(np.mean([_f1(y_true == c, y_pred == c) for c in classes]))
-    if proba is not None:
-        pr = np.asarray(proba, dtype=float)
-        if pr.ndim == 1:
-            pos = y_true == positive
-            if 0 < pos.sum() < len(pos):
-                out["roc_auc"] = _auc(pos, pr)
-            pr = np.column_stack([1 - pr, pr])
-            idx = pos.astype(int)
-        else:
-            idx = np.searchsorted(np.unique(y_true), y_true)
-        picked = np.clip(pr[np.arange(len(idx)), idx], 1e-15, 1.0)
-        out["log_loss"] = float(-np.mean(np.log(picked)))
+        out["f1"] = float(np.mean([_f1(y_true == c, y_pred == c) for c in seen]))
+    if proba is None:
+        return out
+    pr = np.asarray(proba, dtype=float)
+    if pr.ndim == 1:
+        pos = y_true == positive
+        if 0 < pos.sum() < len(pos):
+            out["roc_auc"] = _auc(pos, pr)
+        picked = np.where(pos, pr, 1 - pr)
+        out["log_loss"] = float(-np.mean(np.log(np.clip(picked, 1e-15, 1.0))))
+        return out
+    return out | _matrix_metrics(y_true, pr, classes)
+
+
+def _matrix_metrics(y_true: Any, pr: Any, classes: Any) -> dict[str, float]:
+    """ROC AUC (one-vs-rest, macro) and log loss of an ``(n, k)`` probability matrix."""
+    import numpy as np
+
+    if classes is None:
+        classes = np.unique(y_true)
+        if len(classes) != pr.shape[1]:
+            raise InvalidArgumentError(
+                f"the labels hold {len(classes)} classes but the probabilities "
+                f"{pr.shape[1]} columns",
+                hint="pass classes=, the model's classes in its column order",
+            )
+    keys = list(np.asarray(classes).tolist())
+    column = {c: i for i, c in enumerate(keys)}
+    if len(column) != len(keys) or pr.shape != (len(y_true), len(keys)):
+        raise InvalidArgumentError(
+            f"probabilities of shape {pr.shape} do not match {len(y_true)} rows "
+            f"and the classes {keys}",
+            hint="give one row per label and one column per distinct class",
+        )
+    idx = np.fromiter((column.get(v, -1) for v in y_true.tolist()), np.intp, len(y_true))
+    known = idx >= 0
+    out: dict[str, float] = {}
+    if not known.all():
+        out["unknown_labels"] = float((~known).sum())
+    idx, pr = idx[known], pr[known]
+    if not len(idx):
+        return out
+    # Two classes give the same curve twice (p and 1 - p), so the average is the binary one.
+    aucs = [_auc(idx == i, pr[:, i]) for i in range(len(keys)) if 0 < (idx == i).sum() < len(idx)]
+    if aucs:
+        out["roc_auc"] = float(np.mean(aucs))
+    picked = np.clip(pr[np.arange(len(idx)), idx], 1e-15, 1.0)
+    out["log_loss"] = float(-np.mean(np.log(picked)))
     return out
 
 

@@ -390,7 +390,7 @@ class MonitorService:
             joined = perf.pop("joined")
             if len(joined):
                 estimate = realised(estimate, joined["label"], joined[pred],
-                                    _positive_proba(joined, estimate))  # fmt: skip
+                                    *_logged_proba(joined, estimate))  # fmt: skip
         elif perf:
             perf.pop("joined", None)
         self._reconcile(monitor)
@@ -477,11 +477,12 @@ class MonitorService:
         if joined.empty or pred not in joined:
             return {"rows": 0, "current": {}, "reference": {}, "joined": None}
         task = task_of(joined["label"].to_numpy())
-        positive = _positive_proba(joined, estimate)
-        if task == "classification" and estimate is not None and positive is not None:
-            # The logged probabilities give ROC AUC too (binary models).
+        proba, classes = _logged_proba(joined, estimate)
+        if task == "classification" and proba is not None:
+            # The logged probabilities give ROC AUC and log loss too.
             current = classification_metrics(joined["label"], joined[pred],
-                                              estimate["positive"], positive)  # fmt: skip
+                                              (estimate or {}).get("positive"), proba,
+                                              classes)  # fmt: skip
         else:
             current = metrics(joined["label"].to_numpy(), joined[pred].to_numpy(), task=task)
         ref_metrics: dict[str, float] = {}
@@ -540,7 +541,7 @@ class MonitorService:
             if len(joined) <= estimate["labelled_rows"]:
                 continue
             done = realised(estimate, joined["label"], joined[wanted[2]],
-                            _positive_proba(joined, estimate))  # fmt: skip
+                            *_logged_proba(joined, estimate))  # fmt: skip
             rows = _outcome.performance_rows(done["realised"], done["reference"],
                                              config["performance_drop"])  # fmt: skip
             self.store.update_estimate(past["id"], monitor["id"], {**past["summary"],
@@ -559,7 +560,34 @@ class MonitorService:
             self.store.set_delivery(alert["id"], result.ok, result.attempts, result.error)
 
 
-def _positive_proba(frame: pd.DataFrame, estimate: dict[str, Any] | None) -> Any:
-    """The logged P(positive) of a binary model's rows, when the estimate names its column."""
-    column = (estimate or {}).get("proba_column")
-    return frame[column].to_numpy() if column and column in frame else None
+def _logged_proba(frame: pd.DataFrame, estimate: dict[str, Any] | None) -> tuple[Any, Any]:
+    """The logged probabilities of ``frame``'s rows as ``(proba, classes)``: P(positive) of
+    a binary model when the estimate names its column (classes None); for a multi-class
+    model the matrix of its ``out.proba.<class>`` columns, in the model's class order as
+    the estimate knows it, then any other version's classes; ``(None, None)`` otherwise.
+
+    A binary model without an estimate does not say which class is positive, so its
+    probabilities are left out, as a multi-class log with fewer than three columns is.
+    """
+    est = estimate or {}
+    column = est.get("proba_column")
+    if column:
+        return (frame[column].to_numpy() if column in frame else None), None
+    known = dict(zip(est.get("proba_columns") or [], est.get("classes") or [], strict=False))
+    logged = [c for c in map(str, frame.columns) if c.startswith(predlog.PROBA_PREFIX)]
+    ordered = [c for c in known if c in logged] + [c for c in logged if c not in known]
+    if len(ordered) < 3:
+        return None, None
+    classes = [known.get(c) or _class_of(c[len(predlog.PROBA_PREFIX) :]) for c in ordered]
+    return frame[ordered].to_numpy(dtype="float64"), classes
+
+
+def _class_of(name: str) -> str:
+    """A class from its column name, as :func:`~loopline.monitoring.estimate.label_key`
+    text (the column of class ``1.0`` is ``out.proba.1.0``; its labels read ``1``)."""
+    from loopline.monitoring.estimate import label_key
+
+    try:
+        return label_key(float(name))
+    except ValueError:
+        return name
