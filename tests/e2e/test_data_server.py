@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -42,15 +42,21 @@ def client(server_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.fixture
 def uploads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The digests of every blob uploaded."""
+    """The digests of every blob uploaded, alone or in a batch."""
     seen: list[str] = []
-    original = DataHttpClient.put_blob
+    alone = DataHttpClient.put_blob
+    batched = DataHttpClient._post_batch
 
     def counting(self: DataHttpClient, digest: Digest, source: Path | bytes) -> None:
         seen.append(str(digest))
-        original(self, digest, source)
+        alone(self, digest, source)
+
+    def counting_batch(self: DataHttpClient, blobs: Any, body: bytes, media: str) -> None:
+        seen.extend(str(d) for d, _ in blobs)
+        batched(self, blobs, body, media)
 
     monkeypatch.setattr(DataHttpClient, "put_blob", counting)
+    monkeypatch.setattr(DataHttpClient, "_post_batch", counting_batch)
     return seen
 
 

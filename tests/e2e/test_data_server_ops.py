@@ -8,6 +8,7 @@ chunks, and an upload interrupted half-way resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -354,3 +355,187 @@ def test_whole_store_gc_and_verify_are_for_server_administrators(
             own = editor.post("/verify", json={"ref": "mine@1"}).json()
             assert own["ok"]
             assert own["blobs_checked"] == 2
+
+
+# -- batches of small blobs ----------------------------------------------------------------------
+def _requests(server: ServerProcess, seen: list[str]) -> dict[str, int]:
+    """``"METHOD /path status"`` -> how many, from the server's access log (its stdout).
+
+    ``seen`` keeps the lines read so far. A marked ``/health`` call is waited for,
+    so every request made before is counted.
+    """
+    import queue
+    import uuid
+
+    marker = uuid.uuid4().hex
+    httpx.get(f"{server.url}/health", params={"mark": marker})
+    deadline = time.monotonic() + 30
+    while not any(marker in line for line in seen[-5:]):
+        assert time.monotonic() < deadline, "the access log did not show the marker"
+        with contextlib.suppress(queue.Empty):
+            seen.append(server.lines.get(timeout=0.5))
+    counts: dict[str, int] = {}
+    for line in seen:
+        if line.count('"') < 2 or "HTTP/1.1" not in line:
+            continue
+        request, status = line.split('"')[1], line.split('"')[2].split()[0]
+        method, path = request.split()[:2]
+        key = f"{method} {path.split('?')[0]} {status}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _sum(counts: dict[str, int], prefix: str) -> int:
+    return sum(n for key, n in counts.items() if key.startswith(prefix))
+
+
+def _small_tree(root: Path, count: int) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for i in range(count):
+        rel = f"part-{i % 20:02d}/rec-{i:05d}.txt"
+        files[rel] = f"record {i}\n".encode() * (1 + i % 97)
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(files[rel])
+    return files
+
+
+def test_thousands_of_small_files_travel_in_batches(
+    start_server: Callable[..., ServerProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = start_server(access_log=True, log_level="info")
+    log: list[str] = []
+    _use(server.url, monkeypatch)
+    try:
+        files = _small_tree(tmp_path / "tree", 3000)
+        version = data.add(tmp_path / "tree", "many-small")
+        assert version.file_count == 3000
+        sent = _requests(server, log)
+        # 3,000 files of 10 B to 1 KiB: a few batches; the manifest alone.
+        assert 3 <= sent.get("POST /api/v1/data/blobs/batch 200", 0) <= 10, sent
+        assert 1 <= _sum(sent, "PUT /api/v1/data/blobs/") <= 2, sent  # manifest (profile)
+
+        data.checkout("many-small@1", tmp_path / "out")
+        out = tmp_path / "out"
+        assert {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.txt")} == files
+        fetched = _requests(server, log)
+        assert 3 <= fetched.get("POST /api/v1/data/blobs/fetch 200", 0) <= 10, fetched
+        assert _sum(fetched, "GET /api/v1/data/blobs/") == 1, fetched  # the manifest
+
+        # A second client adding the same tree sends nothing but the questions.
+        _use(server.url, monkeypatch)
+        monkeypatch.setenv("LOOPLINE_HOME", str(tmp_path / "other-client"))
+        reset_settings()
+        assert data.add(tmp_path / "tree", "many-small-copy").digest == version.digest
+        again = _requests(server, log)
+        assert (
+            again.get("POST /api/v1/data/blobs/batch 200")
+            == sent["POST /api/v1/data/blobs/batch 200"]
+        )
+    finally:
+        api.close()
+
+
+def test_batches_split_under_a_small_request_limit(
+    small_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted: list[int] = []
+    original = DataHttpClient._post_batch
+
+    def counting(self: DataHttpClient, blobs: Any, body: bytes, media: str) -> None:
+        original(self, blobs, body, media)
+        posted.append(len(body))
+
+    monkeypatch.setattr(DataHttpClient, "_post_batch", counting)
+    tree = tmp_path / "tree"
+    files = {f"f{i:04d}.bin": os.urandom(20_000) for i in range(300)}  # 6 MB, limit 1 MiB
+    tree.mkdir()
+    for name, content in files.items():
+        (tree / name).write_bytes(content)
+    version = data.add(tree, "split")
+    assert version.file_count == 300
+    assert len(posted) >= 6
+    assert max(posted) <= 1 << 20  # every batch that went through fitted the limit
+    assert data.get("split@1").path.joinpath("f0123.bin").read_bytes() == files["f0123.bin"]
+    with httpx.Client(base_url=small_server + API) as http:  # the limit holds for batches
+        refused = http.post("/blobs/batch", content=b"x" * (2 << 20))
+        assert refused.status_code == 413
+
+
+def _frames(*blobs: tuple[str, bytes]) -> bytes:
+    from loopline.data.frames import frame_header
+
+    return b"".join(frame_header(d, content) + content for d, content in blobs)
+
+
+def test_a_corrupt_blob_in_a_batch_is_refused_and_not_stored(client: str) -> None:
+    good = os.urandom(5000)
+    bad_claim = Digest.of_bytes(b"the content I claim")
+    batch = _frames((str(Digest.of_bytes(good)), good), (str(bad_claim), b"other content"))
+    with httpx.Client(base_url=client + API) as http:
+        refused = http.post("/blobs/batch", content=batch)
+        assert refused.status_code == 500
+        assert refused.json()["error_code"] == "DATA_LOSS"
+        assert str(bad_claim) in refused.json()["message"]
+        missing = http.post(
+            "/blobs/missing", json={"digests": [str(bad_claim), str(Digest.of_bytes(good))]}
+        ).json()["missing"]
+        assert missing == [str(bad_claim)]  # the good one was stored, the bad one was not
+
+        torn = http.post("/blobs/batch", content=batch[:-3])  # ends inside a frame
+        assert torn.status_code == 400
+        too_big = http.post("/blobs/batch", content=f"{bad_claim} {64 << 20}\n".encode())
+        assert too_big.status_code == 400
+
+        # A fetch answers frames for the blobs stored, in order, and leaves the rest out.
+        fetched = http.post(
+            "/blobs/fetch", json={"digests": [str(bad_claim), str(Digest.of_bytes(good))]}
+        )
+        assert fetched.content == _frames((str(Digest.of_bytes(good)), good))
+
+    sdk = DataHttpClient(client)
+    try:
+        with pytest.raises(loopline.errors.IntegrityError):
+            sdk.put_batch([(bad_claim, b"x"), (Digest.of_bytes(b"y"), b"y")])
+    finally:
+        sdk.close()
+
+
+def test_batches_need_the_same_permissions_as_single_blobs(thread_server: ThreadServer) -> None:
+    from loopline.auth.roles import Role
+
+    tokens: dict[str, str] = {}
+
+    def enforce(app: Any) -> Any:
+        app.state.auth.enabled = True
+        store = app.state.auth.store
+        for name, role in (("ed", Role.EDITOR), ("vi", Role.VIEWER)):
+            store.create_user(name, None)
+            store.set_member("default", name, role, actor="system")
+            tokens[name] = store.create_token(name)[0]
+        return app
+
+    blob = os.urandom(100)
+    digest = Digest.of_bytes(blob)
+    body = _frames((str(digest), blob), (str(Digest.of_bytes(b"z")), b"z"))
+    with thread_server(wrap=enforce) as url:
+        with httpx.Client(base_url=url + API) as anonymous:
+            assert anonymous.post("/blobs/batch", content=body).status_code == 401
+            assert (
+                anonymous.post("/blobs/fetch", json={"digests": [str(digest)]}).status_code == 401
+            )
+        headers = {"authorization": f"Bearer {tokens['vi']}"}
+        with httpx.Client(base_url=url + API, headers=headers) as viewer:
+            assert viewer.post("/blobs/batch", content=body).status_code == 403
+        editor = DataHttpClient(url, token=tokens["ed"])
+        viewer_sdk = DataHttpClient(url, token=tokens["vi"])
+        try:
+            editor.put_batch([(digest, blob), (Digest.of_bytes(b"z"), b"z")])
+            assert editor.get_batch([digest]) == {digest: blob}
+            # A viewer may GET blobs but not POST: its client falls back to one GET each.
+            assert viewer_sdk.get_batch([digest]) == {}
+            got = bytearray()
+            viewer_sdk.get_blob(digest, got.extend)
+            assert bytes(got) == blob
+        finally:
+            editor.close()
+            viewer_sdk.close()

@@ -1,7 +1,8 @@
 """``loopline server --artifacts-uri s3://BUCKET/PREFIX`` end to end, against moto's S3 server.
 
-A run artifact logged through the server, and a dataset added through it, land as
-objects in the bucket (under the prefix), and come back verified.
+A run artifact logged through the server, and a dataset added through it (its
+small files in batches), land as objects in the bucket (under the prefix), and
+come back verified.
 """
 
 from __future__ import annotations
@@ -67,13 +68,18 @@ def test_artifacts_and_datasets_land_in_s3(
         tree.mkdir()
         (tree / "a.csv").write_text("x\n1\n2\n")
         (tree / "b.bin").write_bytes(os.urandom(4096))
+        (tree / "many").mkdir()
+        for i in range(300):  # small files go up in batches, stored object by object
+            (tree / "many" / f"{i:03}.txt").write_text(f"row {i}\n" * (i + 1))
         version = data.add(tree, "s3-backed")
         keys = _keys(moto_server, bucket, "team/store/objects/")
         for entry in version.files:
             assert f"team/store/objects/{entry.digest[:2]}/{entry.digest[2:]}" in keys
-        assert (data.get("s3-backed@1").path / "b.bin").read_bytes() == (
-            tree / "b.bin"
-        ).read_bytes()
+        out = tmp_path / "out"
+        data.checkout("s3-backed@1", out)  # and come back in batches, verified
+        assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == {
+            p.relative_to(tree): p.read_bytes() for p in tree.rglob("*") if p.is_file()
+        }
         assert run.info.run_id
     finally:
         loopline.set_tracking_uri(None)

@@ -65,13 +65,22 @@ def fetch(
     read_only: bool = False,
     cancel: Cancelled | None = None,
     packs: PackIndex | None = None,
+    content: bytes | None = None,
 ) -> str:
-    """Write one file's verified content at ``dest`` atomically; how (reflink, copy, hardlink)."""
+    """Write one file's verified content at ``dest`` atomically; how (reflink, copy, hardlink).
+
+    ``content``, when given, is the file's content fetched already (a server's batch),
+    verified here like any other.
+    """
     object_path = getattr(blobs, "object_path", None)
     tmp = f"{os.path.dirname(dest)}/.{os.path.basename(dest)}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        where = packs.locate(entry.digest) if packs is not None else None
-        data = _packed(blobs, entry, where) if where is not None else None
+        where = packs.locate(entry.digest) if packs is not None and content is None else None
+        data = _packed(blobs, entry, where) if where is not None else content
+        if content is not None and (
+            len(content) != entry.size or hash_bytes(content) != entry.digest
+        ):
+            raise _corrupt(entry, blobs.uri, entry.path)
         if data is not None:
             _write_new(tmp, data, _mode(entry, read_only))
             method = "copy"
@@ -177,7 +186,25 @@ def _write_all(
     folders = {os.path.dirname(f"{root}/{e.path}") for e in entries}
     for folder in sorted(folders):
         os.makedirs(folder, exist_ok=True)
-    blobs = service.blobs
+    if service.http is not None:
+        methods = _write_remote(service.blobs, entries, root, read_only, workers, progress)
+    else:
+        methods = _write_local(service.blobs, entries, root, link, read_only, workers, progress)
+    counts: dict[str, int] = {}
+    for method in methods:
+        counts[method] = counts.get(method, 0) + 1
+    return counts
+
+
+def _write_local(
+    blobs: BlobStore,
+    entries: list[Entry],
+    root: str,
+    link: bool,
+    read_only: bool,
+    workers: int | None,
+    progress: Progress | None,
+) -> list[str]:
     packs = _packs_for(blobs, entries)
     methods: list[str] = [""] * len(entries)
     size = sum(e.size for e in entries)
@@ -204,10 +231,47 @@ def _write_all(
     finally:
         if progress is not None:
             progress.finish()
-    counts: dict[str, int] = {}
-    for method in methods:
-        counts[method] = counts.get(method, 0) + 1
-    return counts
+    return methods
+
+
+def _write_remote(
+    blobs: BlobStore,
+    entries: list[Entry],
+    root: str,
+    read_only: bool,
+    workers: int | None,
+    progress: Progress | None,
+) -> list[str]:
+    """Fetch from a server: small files many per request, each verified as it is written."""
+    from loopline.data.frames import group
+    from loopline.data.http import BATCH_BYTES, BATCH_COUNT, BATCH_FILE, HttpBlobStore, run_batches
+
+    assert isinstance(blobs, HttpBlobStore)
+    by_digest: dict[str, list[int]] = {}
+    for i, e in enumerate(entries):
+        by_digest.setdefault(e.digest, []).append(i)
+    sizes = {e.digest: e.size for e in entries}
+    small = [d for d in by_digest if sizes[d] <= BATCH_FILE]
+    batches = group(small, sizes.__getitem__, BATCH_BYTES, BATCH_COUNT)
+    batches += [[d] for d in by_digest if sizes[d] > BATCH_FILE]
+    methods: list[str] = [""] * len(entries)
+
+    def move(batch: list[str]) -> int:
+        got = (
+            blobs.get_batch([entries[by_digest[d][0]].blob for d in batch])
+            if len(batch) > 1
+            else {}
+        )
+        for d in batch:
+            content = got.get(entries[by_digest[d][0]].blob)
+            for i in by_digest[d]:
+                entry = entries[i]
+                dest = f"{root}/{entry.path}"
+                methods[i] = fetch(blobs, entry, dest, read_only=read_only, content=content)
+        return sum(sizes[d] * len(by_digest[d]) for d in batch)
+
+    run_batches(batches, lambda d: sizes[d] * len(by_digest[d]), move, workers, progress)
+    return methods
 
 
 def _staged(

@@ -17,7 +17,10 @@ interruption (:meth:`DataHttpClient.put_chunked`).
 
 ``add`` hashes files here (with the local state cache), asks the server which blobs
 it lacks, uploads only those in parallel (:func:`upload`), then the manifest, then
-records the version: the server checks that every blob is there first.
+records the version: the server checks that every blob is there first. Files up to
+:data:`BATCH_FILE` go up in batches of frames (:mod:`loopline.data.frames`), many
+per request, and a checkout fetches them the same way; larger ones have a request
+of their own (or several, in chunks).
 
 Every call carries the caller's identity (``X-Loopline-User``/``X-Loopline-Project``,
 a bearer token) and error bodies become the matching :class:`~loopline.errors.LooplineError`.
@@ -45,7 +48,9 @@ from loopline.data.store import DatasetRow, DataStore, TagMove
 from loopline.errors import (
     IntegrityError,
     InvalidStateError,
+    LimitExceededError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from loopline.store.blobs import BlobStore
 from loopline.store.digest import ALGO, Digest, Hasher
@@ -69,6 +74,8 @@ __all__ = [
     "remote_gc",
     "remote_lineage",
     "remote_verify",
+    "run_batches",
+    "send_batches",
     "upload",
 ]
 
@@ -78,7 +85,16 @@ MISSING_BATCH = 5000
 """Digests per ``POST /blobs/missing`` call."""
 CHUNKED_ABOVE = 1 << 20
 """Files larger than this ask the server how to upload them (whole, or in chunks)."""
+BATCH_FILE = 1 << 20
+"""Blobs up to this size travel in batches (``POST /blobs/batch`` and ``/blobs/fetch``)."""
+BATCH_BYTES = 8 << 20
+"""Bytes per batch: enough to amortise a request, small enough to keep several in flight."""
+BATCH_COUNT = 1000
+"""Blobs per batch."""
 _CHUNK = 1024 * 1024
+_MAX_FRAME = 16 << 20
+"""Largest frame accepted in a fetched batch (the server's own limit): a blob whose
+stored size differs from the manifest's still arrives, and is named as corrupt."""
 
 
 class DataHttpClient(ApiSession):
@@ -87,6 +103,10 @@ class DataHttpClient(ApiSession):
     server_hint = "is this URL a loopline server with the data API?"
 
     prefix = API
+    batches = True
+    """Whether to send and ask for batches (False once the server has shown it cannot)."""
+    batch_bytes = BATCH_BYTES
+    """Largest batch body to send (lowered when the server's request limit is smaller)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DataHttpClient:
@@ -146,6 +166,88 @@ class DataHttpClient(ApiSession):
                 )
 
         self._retrying(attempt, idempotent=True)
+
+    def put_batch(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
+        """Upload small blobs in one request (the server verifies each against its digest).
+
+        A batch over the server's request limit is split in halves (and later
+        batches kept that small); a server without the batch API gets one request
+        per blob.
+        """
+        if len(blobs) == 1 or not self.batches:
+            for digest, content in blobs:
+                self.put_blob(digest, content)
+            return
+        from loopline.data.frames import MEDIA_TYPE, frame_header
+
+        parts: list[bytes] = []
+        for digest, content in blobs:
+            parts += (frame_header(str(digest), content), content)
+        body = b"".join(parts)
+        if len(body) > self.batch_bytes:
+            self._split(blobs)
+            return
+        try:
+            self._post_batch(blobs, body, MEDIA_TYPE)
+        except LimitExceededError:
+            self.batch_bytes = max(64 << 10, len(body) // 2)
+            self._split(blobs)
+        except NotFoundError:
+            self.batches = False  # an older server: one request per blob
+            self.put_batch(blobs)
+
+    def _post_batch(self, blobs: Sequence[tuple[Digest, bytes]], body: bytes, media: str) -> None:
+        """One ``POST /blobs/batch``; checks that the server stored every blob sent."""
+        headers = {"content-type": media}
+        answer = self._retrying(
+            lambda: _answer(
+                self._check(self._http.post("/blobs/batch", content=body, headers=headers))
+            ),
+            idempotent=True,  # content-addressed: storing a blob twice is harmless
+        )
+        unstored = {str(d) for d, _ in blobs} - set(answer.get("stored", ()))
+        if unstored:
+            raise InvalidStateError(
+                f"the server at {self.base_url} did not store {len(unstored)} blob(s) of a batch, "
+                f"e.g. {min(unstored)}",
+                hint="retry; if it happens again, check the server's log",
+            )
+
+    def _split(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
+        half = len(blobs) // 2
+        self.put_batch(blobs[:half])
+        self.put_batch(blobs[half:])
+
+    def get_batch(self, digests: Sequence[Digest]) -> dict[Digest, bytes]:
+        """The content of those ``digests`` the server sends in one batch (not verified).
+
+        Missing from the answer: blobs the server lacks or will not batch (too large),
+        or all of them when the server has no batch API or refuses it to the caller:
+        fetch those one by one.
+        """
+        if not self.batches or not digests:
+            return {}
+        from loopline.data.frames import FrameReader
+
+        def attempt() -> dict[Digest, bytes]:
+            found: dict[Digest, bytes] = {}
+            reader = FrameReader(max_frame=_MAX_FRAME)
+            body = {"digests": [str(d) for d in digests]}
+            with self._http.stream("POST", "/blobs/fetch", json=body) as response:
+                self._check(response)
+                for chunk in response.iter_bytes(_CHUNK):
+                    for text, content in reader.feed(chunk):
+                        found[Digest.parse(text)] = content
+            reader.finish()
+            return found
+
+        try:
+            return self._retrying(attempt, idempotent=True)
+        except (NotFoundError, PermissionDeniedError):
+            # An older server, or one whose rules let this caller GET blobs but not
+            # POST: the per-blob reads still work.
+            self.batches = False
+            return {}
 
     def upload_state(self, digest: Digest) -> dict[str, Any]:
         """``offset`` (bytes the server holds), ``stored`` and ``chunk_size`` of an upload."""
@@ -242,6 +344,15 @@ class HttpBlobStore(BlobStore):
         digest = Digest.of_bytes(data)
         self.http.put_blob(digest, data)
         return digest
+
+    def put_batch(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
+        """Upload small blobs in one request (see :meth:`DataHttpClient.put_batch`)."""
+        self.http.put_batch(blobs)
+
+    def get_batch(self, digests: Sequence[Digest]) -> dict[Digest, bytes]:
+        """Small blobs in one request, unverified: the caller checks each (and fetches
+        those missing from the answer one by one)."""
+        return self.http.get_batch(digests)
 
     def exists(self, digest: Digest) -> bool:
         return not self.missing([digest])
@@ -451,7 +562,6 @@ def upload(
     Returns ``relpath -> hex digest`` of every file.
     """
     from loopline.data.ingest import hash_files
-    from loopline.data.transfer import run_transfers
 
     unknown = [f for f in files if f.relpath not in known]
     digests = {**known, **hash_files(unknown, workers=workers)}
@@ -459,11 +569,64 @@ def upload(
     for f in files:
         sources.setdefault(digests[f.relpath], (f.size, f.abspath))
     absent = sorted(d.hex for d in service.blobs.missing(Digest(ALGO, h) for h in sources))
-
-    def send(hexdigest: str) -> int:
-        size, path = sources[hexdigest]
-        service.blobs.put_file(Path(path), digest=Digest(ALGO, hexdigest))
-        return size
-
-    run_transfers(absent, sources, send, workers, progress)
+    send_batches(cast("HttpBlobStore", service.blobs), absent, sources, workers, progress)
     return digests
+
+
+def send_batches(
+    blobs: HttpBlobStore,
+    absent: Sequence[str],
+    sources: dict[str, tuple[int, str]],
+    workers: int | None,
+    progress: Progress | None,
+) -> int:
+    """Upload the files behind ``absent`` digests: small ones in batches, large ones alone.
+
+    ``sources`` maps a hex digest to ``(size, path)``; returns the bytes sent.
+    """
+    from loopline.data.frames import group
+
+    small = [h for h in absent if sources[h][0] <= BATCH_FILE]
+    large = [[h] for h in absent if sources[h][0] > BATCH_FILE]
+    batches = group(small, lambda h: sources[h][0], BATCH_BYTES, BATCH_COUNT) + large
+
+    def send(batch: list[str]) -> int:
+        if len(batch) == 1 and sources[batch[0]][0] > BATCH_FILE:
+            size, path = sources[batch[0]]
+            blobs.put_file(Path(path), digest=Digest(ALGO, batch[0]))
+            return size
+        contents = [(Digest(ALGO, h), Path(sources[h][1]).read_bytes()) for h in batch]
+        blobs.put_batch(contents)
+        return sum(len(c) for _, c in contents)
+
+    return run_batches(batches, lambda h: sources[h][0], send, workers, progress)
+
+
+def run_batches(
+    batches: Sequence[list[str]],
+    size: Callable[[str], int],
+    move: Callable[[list[str]], int],
+    workers: int | None,
+    progress: Progress | None,
+) -> int:
+    """``move(batch) -> bytes moved`` for every batch on a few threads, reporting files and bytes."""
+    from loopline.data._pool import Pool
+    from loopline.data.progress import NoProgress
+    from loopline.data.transfer import WORKERS
+
+    progress = progress or NoProgress()
+    progress.start(sum(len(b) for b in batches), sum(size(h) for b in batches for h in b))
+    # One batch at a time per thread: they wait on the network, not on the CPU.
+    pool = Pool(len(batches), workers or WORKERS, progress, batch=1)
+    moved = [0] * len(batches)
+
+    def work(i: int, worker: int) -> None:
+        moved[i] = move(batches[i])
+        pool.files[worker] += len(batches[i])
+        pool.bytes[worker] += moved[i]
+
+    try:
+        pool.run(work)
+    finally:
+        progress.finish()
+    return sum(moved)
