@@ -292,7 +292,7 @@ def test_ctrl_c_stops_an_add_with_nothing_recorded(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert data.list_datasets() == []
     tmp = get_service().settings.home / "blobs" / "tmp"
-    assert not tmp.exists() or list(tmp.iterdir()) == []
+    assert not tmp.exists() or list(tmp.iterdir()) == [], err
     assert data.verify().ok
 
 

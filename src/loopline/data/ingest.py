@@ -64,6 +64,9 @@ class Sink:
         """Store a large file; its digest."""
         raise NotImplementedError
 
+    def discard_temporaries(self) -> None:
+        """Remove what this process left half-written (called once its workers stopped)."""
+
 
 class LocalSink(Sink):
     """Writes into a local blob store's ``objects/`` through its ``tmp/`` folder."""
@@ -86,6 +89,16 @@ class LocalSink(Sink):
     def keep(self, digest: str) -> None:
         with contextlib.suppress(OSError):
             os.utime(self.path(digest))
+
+    def discard_temporaries(self) -> None:
+        # Each write removes its own temp file when it fails; this sweep is the
+        # backstop that keeps "interrupted: nothing partial was left behind" true.
+        prefix = f"i-{self._pid}-"
+        with contextlib.suppress(OSError), os.scandir(self.tmp) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
 
     def _temp(self) -> tuple[int, str]:
         name = f"{self.tmp}/i-{self._pid}-{threading.get_ident()}-{next(self._names)}"
@@ -302,6 +315,9 @@ def ingest(
         if writers is not None:
             with interrupts_deferred():
                 _store_collected(writers, sink)
+    except BaseException:
+        sink.discard_temporaries()  # every worker has stopped: nothing writes any more
+        raise
     finally:
         progress.finish()
     return digests
