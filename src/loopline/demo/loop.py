@@ -11,8 +11,9 @@ high. The shift in that sensor is the drift.
 3. ordinary traffic (no alert), then drifted traffic and a new data version (v2);
 4. the monitor sees the drift and alerts; the scheduler fires the retraining on v2;
    the gate compares the challenger with the champion on the same hold-out version;
-5. the challenger goes out as a canary; healthy, it is promoted (a breach would have
-   rolled it back); traffic flows throughout and no request fails.
+5. the challenger goes out as a canary under a promotion rule; after 30 requests within
+   the deployment's limits its server promotes it (a breach would have rolled it back);
+   traffic flows throughout and no request fails.
 
 Every command the loop runs is a ``loopline`` command a user could type; the
 timeline at the end says what happened and where to look.
@@ -40,12 +41,16 @@ from loopline.demo.shuttle import MODEL, TARGET
 if TYPE_CHECKING:
     import pandas as pd
 
+    from loopline.serving.deployments import DeploymentChange
+
 __all__ = ["LoopResult", "Traffic", "main", "run_loop"]
 
 PIPELINE = Path(__file__).with_name("shuttle.py")
 DEPLOYMENT = "shuttle"
 MONITOR = "shuttle-drift"
 SPLIT_SENSOR = "f1"
+CANARY_REQUESTS = 30
+"""Healthy canary requests after which the deployment's server promotes the canary."""
 
 
 @dataclass(slots=True)
@@ -416,7 +421,10 @@ class _Loop:
         background = Traffic(url, data.drifted_traffic, clients=3)
         background.start()
         try:
-            with step(f"canary: 20% of traffic to {MODEL}@{challenger}") as say:
+            with step(
+                f"canary: 20% of traffic to {MODEL}@{challenger}, "
+                f"promoted by its server after {CANARY_REQUESTS} healthy requests"
+            ) as say:
                 self.cli(
                     "deploy",
                     "canary",
@@ -425,22 +433,26 @@ class _Loop:
                     f"models:/{MODEL}@challenger",
                     "--percent",
                     "20",
+                    "--promote-after-requests",
+                    str(CANARY_REQUESTS),
                 )
-                served = _wait_canary(url, minimum=30, timeout=60)
-                self.result.canary_requests = served
-                say(f"{served} canary requests, within the deployment's limits")
-            with step("promote: champion moves to the challenger's version") as say:
-                self.cli("deploy", "promote", DEPLOYMENT)
+                promotion = _wait_promotion(timeout=60)
+                self.result.canary_requests = _canary_requests(url)
+                say(f"{self.result.canary_requests} canary requests, within the limits")
+            with step("automatic promotion: champion moves to the challenger's version") as say:
                 self.result.champion_after = loopline.registry.resolve(f"{MODEL}@champion").version
                 _wait_serving(url, self.result.champion_after, timeout=60)
                 time.sleep(1.0)
                 say(f"{MODEL}@champion = {self.result.champion_after}, swapped under load")
+                self.note(
+                    f"deployment {DEPLOYMENT} revision {promotion.revision}: {promotion.reason}"
+                )
         finally:
             background.stop()
         self.result.requests = normal.sent + drifted.sent + background.sent
         self.result.failed_requests = normal.failed + drifted.failed + background.failed
         self.note(
-            f"canary of {MODEL}@{self.result.champion_after} promoted; "
+            f"canary of {MODEL}@{self.result.champion_after} promoted by its server; "
             f"{self.result.requests} requests, {self.result.failed_requests} failed"
         )
         return self.result
@@ -541,15 +553,23 @@ def _canary_requests(url: str) -> int:
     return total
 
 
-def _wait_canary(url: str, *, minimum: int, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    served = 0
-    while time.monotonic() < deadline:
-        served = _canary_requests(url)
-        if served >= minimum:
-            return served
-        time.sleep(0.25)
-    raise RuntimeError(f"the canary served {served} requests in {timeout:.0f}s")
+def _wait_promotion(*, timeout: float) -> DeploymentChange:
+    """The history entry that ended the canary: its automatic promotion, or an error."""
+    from loopline.serving.deployments import open_deployments
+
+    service = open_deployments()
+    try:
+        deadline = time.monotonic() + timeout
+        while service.get(DEPLOYMENT).canary is not None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the canary was not promoted within {timeout:.0f}s")
+            time.sleep(0.2)
+        last = service.history(DEPLOYMENT)[-1]
+    finally:
+        service.close()
+    if last.action != "promoted":
+        raise RuntimeError(f"the canary was not promoted: {last.action} ({last.reason})")
+    return last
 
 
 def _wait_serving(url: str, version: int, *, timeout: float) -> None:

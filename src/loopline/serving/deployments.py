@@ -252,6 +252,24 @@ class DeploymentService:
             for r in rows
         ]
 
+    def canary_since(self, name: str) -> int | None:
+        """When (ms) the current canary's version started taking traffic; None without one.
+
+        From the history: a new share of the same version keeps the time it started,
+        which ``promote_after_seconds`` counts from.
+        """
+        since = None
+        current: Any = None
+        for change in reversed(self.history(name)):
+            spec = change.state.get("canary")
+            key = None if spec is None else (spec["model"], spec["version"])
+            if current is None:
+                current = key
+            if key is None or key != current:
+                break
+            since = change.created_at
+        return since
+
     def _current(self, deployment: Deployment) -> Deployment:
         if deployment.alias:
             try:
@@ -326,8 +344,7 @@ class DeploymentService:
         """Send ``percent`` of the traffic to a pinned version.
 
         ``limits`` changes some limits or the promotion rule in the same revision, so a
-        server never sees the canary under the old rule. Re-sending the same version
-        (a new share) keeps the time it started, which ``promote_after_seconds`` counts from.
+        server never sees the canary under the old rule.
         """
         if not 0 < percent <= 100:
             raise InvalidArgumentError(
@@ -339,17 +356,8 @@ class DeploymentService:
             _check_rule({**self.get(name).limits, **changes})
 
         def update(d: Deployment) -> Deployment:
-            same = d.canary is not None and (d.canary["model"], d.canary["version"]) == (
-                model,
-                version,
-            )
-            started = d.canary.get("started_at") if same and d.canary else None
             spec = {"model": model, "version": version, "percent": percent}
-            return _with(
-                d,
-                canary={**spec, "started_at": started or _now()},
-                limits={**d.limits, **changes},
-            )
+            return _with(d, canary=spec, limits={**d.limits, **changes})
 
         reason = f"{percent:g}% of traffic to {model} version {version}"
         if changes:

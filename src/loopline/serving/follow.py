@@ -174,13 +174,8 @@ class Follower:
         endpoint = watch.endpoint
         watch.revision = deployment.revision
         watch.model, watch.alias = deployment.model, deployment.alias
-        spec = deployment.canary
-        if spec is None:
-            watch.canary_started_at = None
-        elif spec.get("started_at") is not None:
-            watch.canary_started_at = float(spec["started_at"]) / 1000.0
-        elif watch.canary_started_at is None:  # a canary started before the time was kept
-            watch.canary_started_at = time.time()
+        since = watch.service.canary_since(watch.name) if deployment.canary else None
+        watch.canary_started_at = None if since is None else since / 1000.0
         endpoint.limits = Limits.from_dict(deployment.limits)
         with endpoint.lock:
             if deployment.current_version is not None:

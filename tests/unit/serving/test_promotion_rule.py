@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -51,8 +52,7 @@ def test_the_rule_is_stored_with_the_limits_and_bad_values_change_nothing(
     )
     assert started.limits == {"min_requests": 5, "promote_after_requests": 30}
     assert isinstance(started.limits["promote_after_requests"], int)
-    assert started.canary is not None
-    assert started.canary["started_at"] > 0
+    assert started.canary == {"model": "iris", "version": 2, "percent": 20}
     assert service.history("iris-prod")[-1].reason.endswith("promote_after_requests=30")
     changed = service.set_limits("iris-prod", {"promote_after_seconds": 45})
     assert changed.limits["promote_after_seconds"] == 45
@@ -80,12 +80,23 @@ def test_the_rule_is_stored_with_the_limits_and_bad_values_change_nothing(
 
 
 def test_a_new_share_of_the_same_canary_keeps_its_start(service: DeploymentService) -> None:
+    assert service.canary_since("iris-prod") is None
+    service.set_canary("iris-prod", "models:/iris/1", 10)
     first = service.set_canary("iris-prod", "models:/iris/2", 10)
+    started = service.history("iris-prod")[-1].created_at
+    time.sleep(0.01)
     again = service.set_canary("iris-prod", "models:/iris/2", 50)
-    assert first.canary is not None
-    assert again.canary is not None
-    assert again.canary["started_at"] == first.canary["started_at"]
-    assert again.canary["percent"] == 50
+    assert again.canary == {**(first.canary or {}), "percent": 50}
+    assert service.canary_since("iris-prod") == started
+    time.sleep(0.01)
+    service.set_shadow("iris-prod", "models:/iris/1")  # other changes keep it too
+    assert service.canary_since("iris-prod") == started
+    service.rollback("iris-prod")
+    assert service.canary_since("iris-prod") is None
+    service.set_canary("iris-prod", "models:/iris/2", 10)
+    assert (
+        service.canary_since("iris-prod") == service.history("iris-prod")[-1].created_at > started
+    )
 
 
 def test_automatic_promotion_happens_once_and_never_after_a_rollback(

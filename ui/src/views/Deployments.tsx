@@ -141,6 +141,7 @@ function DeploymentPage() {
               <h3>Limits</h3>
               <KeyValues values={deployment.limits} />
               <p className="muted">A canary breaching these over the window is rolled back by its server.</p>
+              <p className="muted">{promotionRule(deployment.limits)}</p>
             </div>
           </div>
           <TrafficCharts name={deployment.name} />
@@ -297,4 +298,13 @@ function History({ history }: { history: Change[] }) {
       </tbody>
     </table>
   );
+}
+
+// The automatic promotion rule stored with the limits, in words (as `loopline deploy status` says it).
+function promotionRule(limits: Record<string, unknown>): string {
+  const requests = Number(limits.promote_after_requests ?? 0);
+  const seconds = Number(limits.promote_after_seconds ?? 0);
+  const parts = [requests > 0 ? `${requests} requests` : "", seconds > 0 ? `${seconds} s` : ""].filter(Boolean);
+  if (parts.length === 0) return "Promotion is manual (loopline deploy promote).";
+  return `Promoted by its server after ${parts.join(" and ")} within these limits.`;
 }
