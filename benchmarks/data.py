@@ -3,7 +3,13 @@
 1. ``add`` of one 1 GiB file of random bytes (a fresh store each time);
 2. ``add`` of a folder of 20,000 files of 1-4 KiB in 100 subfolders;
 3. ``add`` again with nothing changed, and ``status`` with nothing changed;
-4. ``add`` after changing 10 of the 20,000 files.
+4. ``add`` after changing 10 of the 20,000 files;
+5. ``add`` of the same 20,000 files through a ``loopline server`` on 127.0.0.1
+   (``LOOPLINE_TRACKING_URI=http://...``: hashed here, uploaded in batches, recorded
+   there; a fresh server store and client home each round), then ``checkout`` of
+   that version into a new folder (downloaded in batches). No peer figure: DVC's
+   counterpart would be ``dvc push``/``pull`` to an HTTP remote, which needs a
+   server of another kind.
 
 Both sides run their CLI as a subprocess (``loopline data ...`` or, before the
 sub-app is registered, ``python -m loopline.cli.data ...``; ``dvc ...`` in a
@@ -45,7 +51,9 @@ from benchmarks._harness import (
     Progress,
     Results,
     Row,
+    Server,
     figure,
+    free_port,
     run_item,
     scaled,
     side_main,
@@ -109,6 +117,20 @@ ROWS = [
         theirs="status_s",
         higher_is_better=False,
         goal=Goal("max", 0.3, "< 0.3 s"),
+    ),
+    Row(
+        label="add {small_files:,} files of 1-4 KiB through a loopline server (fresh store)",
+        ours="server_add_small_s",
+        peer="dvc",
+        theirs=None,
+        higher_is_better=False,
+    ),
+    Row(
+        label="checkout those {small_files:,} files from the server (new folder)",
+        ours="server_checkout_small_s",
+        peer="dvc",
+        theirs=None,
+        higher_is_better=False,
     ),
     Row(
         label="add after changing {changed_files:,} of {small_files:,} files",
@@ -291,6 +313,45 @@ def loopline_small(sizes: dict[str, int], progress: Progress) -> Results:
     }
 
 
+def loopline_server_small(sizes: dict[str, int], progress: Progress) -> Results:
+    """``add`` of the small files through a server, then ``checkout`` back (fresh each round)."""
+    cli, how = loopline_cli()
+    adds: list[float] = []
+    checkouts: list[float] = []
+    with temp_dir("loopline-bench-data-server-") as tmp:
+        base = Path(tmp)
+        tree = base / "records"
+        make_small_files(tree, sizes["small_files"])
+        age_tree(tree)
+        for i in range(sizes["repeats"]):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            serve = (
+                "from loopline.server.run import serve; "
+                f"serve(port={port}, log_level='warning', access_log=False)"
+            )
+            with Server(
+                [sys.executable, "-c", serve],
+                url=url,
+                env=_loopline_env(base / f"server-{i}"),
+                log_path=str(base / f"server-{i}.log"),
+            ) as server:
+                server.wait_healthy("/health", 120)  # start-up and migration: not timed
+                env = _loopline_env(base / f"client-{i}", LOOPLINE_TRACKING_URI=url)
+                warm(tree)
+                adds.append(timed([*cli, "add", str(tree), "-n", "records"], cwd=base, env=env))
+                out = base / f"out-{i}"  # kept until the end: see the module's note on deletes
+                checkouts.append(
+                    timed([*cli, "checkout", "records@1", str(out)], cwd=base, env=env)
+                )
+            progress(f"round {i + 1}: add {adds[-1]:.2f} s, checkout {checkouts[-1]:.2f} s")
+    note = f"{how}, server: one uvicorn worker on 127.0.0.1"
+    return {
+        "server_add_small_s": median_figure(adds, note),
+        "server_checkout_small_s": median_figure(checkouts, note),
+    }
+
+
 def compile_loopline() -> None:
     """Byte-compile loopline as ``pip install`` does for a wheel (and did for DVC's venv).
 
@@ -311,6 +372,7 @@ def run_loopline(sizes: dict[str, int], progress: Progress) -> Results:
     items: list[tuple[Callable[[dict[str, int], Progress], Results], list[str]]] = [
         (loopline_big, ["add_big_s", "add_big_fsync_s"]),
         (loopline_small, ["add_small_s", "readd_s", "status_s", "change_add_s"]),
+        (loopline_server_small, ["server_add_small_s", "server_checkout_small_s"]),
     ]
     for fn, keys in items:
         run_item(results, keys, progress, lambda fn=fn: fn(sizes, progress))
