@@ -539,3 +539,43 @@ def test_batches_need_the_same_permissions_as_single_blobs(thread_server: Thread
         finally:
             editor.close()
             viewer_sdk.close()
+
+
+def test_a_server_without_batches_gets_one_request_per_blob(
+    thread_server: ThreadServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def older(app: Any) -> Any:
+        """The server as it was before the batch routes: POST there answers 405."""
+        from starlette.responses import JSONResponse
+
+        async def asgi(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http" and scope["path"].endswith(("/blobs/batch", "/blobs/fetch")):
+                refused = JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+                await refused(scope, receive, send)
+                return
+            await app(scope, receive, send)
+
+        return asgi
+
+    singles: list[str] = []
+    original = DataHttpClient.put_blob
+
+    def counting(self: DataHttpClient, digest: Digest, source: Path | bytes) -> None:
+        singles.append(str(digest))
+        original(self, digest, source)
+
+    monkeypatch.setattr(DataHttpClient, "put_blob", counting)
+    with thread_server(wrap=older) as url:
+        _use(url, monkeypatch)
+        try:
+            files = _small_tree(tmp_path / "tree", 120)
+            version = data.add(tmp_path / "tree", "old-server")
+            assert len(singles) >= 121  # every file, then the manifest
+            data.checkout("old-server@1", tmp_path / "out")
+            out = tmp_path / "out"
+            assert {
+                p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.txt")
+            } == files
+            assert version.file_count == 120
+        finally:
+            api.close()

@@ -58,6 +58,8 @@ from loopline.store.digest import ALGO, Digest, Hasher
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
+    import httpx
+
     from loopline.config import Settings
     from loopline.data.entities import GcResult, Lineage, VerifyReport
     from loopline.data.progress import Progress
@@ -192,7 +194,7 @@ class DataHttpClient(ApiSession):
         except LimitExceededError:
             self.batch_bytes = max(64 << 10, len(body) // 2)
             self._split(blobs)
-        except NotFoundError:
+        except _NoBatchApi:
             self.batches = False  # an older server: one request per blob
             self.put_batch(blobs)
 
@@ -201,7 +203,7 @@ class DataHttpClient(ApiSession):
         headers = {"content-type": media}
         answer = self._retrying(
             lambda: _answer(
-                self._check(self._http.post("/blobs/batch", content=body, headers=headers))
+                self._check_batch(self._http.post("/blobs/batch", content=body, headers=headers))
             ),
             idempotent=True,  # content-addressed: storing a blob twice is harmless
         )
@@ -212,6 +214,13 @@ class DataHttpClient(ApiSession):
                 f"e.g. {min(unstored)}",
                 hint="retry; if it happens again, check the server's log",
             )
+
+    def _check_batch(self, response: httpx.Response) -> httpx.Response:
+        # A server from before batches answers 404 (no such path) or 405 (POST to
+        # the path of PUT/GET /blobs/{digest}); neither ever comes from the batch routes.
+        if response.status_code in (404, 405):
+            raise _NoBatchApi
+        return self._check(response)
 
     def _split(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
         half = len(blobs) // 2
@@ -234,7 +243,7 @@ class DataHttpClient(ApiSession):
             reader = FrameReader(max_frame=_MAX_FRAME)
             body = {"digests": [str(d) for d in digests]}
             with self._http.stream("POST", "/blobs/fetch", json=body) as response:
-                self._check(response)
+                self._check_batch(response)
                 for chunk in response.iter_bytes(_CHUNK):
                     for text, content in reader.feed(chunk):
                         found[Digest.parse(text)] = content
@@ -243,7 +252,7 @@ class DataHttpClient(ApiSession):
 
         try:
             return self._retrying(attempt, idempotent=True)
-        except (NotFoundError, PermissionDeniedError):
+        except (_NoBatchApi, PermissionDeniedError):
             # An older server, or one whose rules let this caller GET blobs but not
             # POST: the per-blob reads still work.
             self.batches = False
@@ -303,6 +312,10 @@ class DataHttpClient(ApiSession):
                     out(chunk)
 
         self._retrying(attempt, idempotent=True)
+
+
+class _NoBatchApi(Exception):
+    """The server has no batch routes (it predates them)."""
 
 
 def _answer(response: Any) -> dict[str, Any]:
