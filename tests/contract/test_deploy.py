@@ -197,3 +197,24 @@ def test_every_change_is_an_event_in_its_project(db: Database, registry: Registr
     elsewhere = DeploymentService(db, registry, actor="ada", project="nowhere")
     with pytest.raises(NotFoundError, match="project"):
         elsewhere.list()
+
+
+def test_lineage_names_the_deployments_that_serve_a_version_now_or_did(
+    deployments: DeploymentService, registry: RegistryService
+) -> None:
+    def relations(ref: str) -> dict[str, str]:
+        found = registry.lineage(ref).downstream
+        return {d["id"]: d["relation"] for d in found if d["type"] == "deployment"}
+
+    registry.set_alias("churn", "champion", 1)
+    deployments.create("churn-prod", "models:/churn@champion")
+    deployments.create("churn-pinned", "models:/churn/3")
+    deployments.create("other-prod", "models:/other/1")  # another model: never listed
+    deployments.set_canary("churn-prod", "models:/churn/2", 25)
+    assert relations("churn@1") == {"churn-prod": "serves @champion"}
+    assert relations("churn@2") == {"churn-prod": "canary 25%"}
+    assert relations("churn@3") == {"churn-pinned": "serves"}
+
+    deployments.promote("churn-prod")  # the alias moves to 2 and the canary ends
+    assert relations("churn@1") == {"churn-prod": "served earlier"}
+    assert relations("churn@2") == {"churn-prod": "serves @champion, canary earlier"}

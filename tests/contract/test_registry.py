@@ -471,6 +471,10 @@ def test_lineage_goes_from_version_to_run_to_dataset_versions(
     labels = _dataset_version(reg, "labels", 1)
     _edge(reg, ("dataset_version", str(train)), ("run", run_id), "input")
     _edge(reg, ("pipeline_run", "p-1"), ("run", run_id), "contains")
+    # Another step of the same pipeline run trained on other data.
+    features = _dataset_version(reg, "features", 2)
+    _edge(reg, ("pipeline_run", "p-1"), ("run", "train-step-run"), "contains")
+    _edge(reg, ("dataset_version", str(features)), ("run", "train-step-run"), "input")
     v = reg.register_model(f"runs:/{run_id}/model", "churn")
     _edge(reg, ("dataset_version", str(labels)), ("model_version", str(v.version_id)), "input")
     _edge(reg, ("model_version", str(v.version_id)), ("deployment", "prod"), "serves")
@@ -486,6 +490,7 @@ def test_lineage_goes_from_version_to_run_to_dataset_versions(
     assert [(d.ref, d.context, d.via) for d in found.datasets] == [
         ("labels@1", "training", "direct"),
         ("transactions@3", "training", "run"),
+        ("features@2", "training", "pipeline"),
     ]
     assert found.pipeline_runs == ["p-1"]
     assert found.downstream == [{"type": "deployment", "id": "prod", "relation": "serves"}]

@@ -304,6 +304,13 @@ def test_deployment_split_traffic_and_history(page: Page, ui_url: str) -> None:
     expect(history).to_contain_text("30% of traffic to cancer-mini version 2")
     shoot(page, "deployment", full_page=True)
 
+    # Lineage runs on to the deployment: v1 through the alias it follows, v2 as its canary.
+    for version, relation in ((1, "serves @champion"), (2, "canary 30%")):
+        page.goto(f"{ui_url}/models/version?name=cancer-mini&version={version}")
+        graph = page.get_by_test_id("lineage-graph")
+        expect(graph.get_by_role("link", name="cancer-prod")).to_be_visible()
+        expect(graph).to_contain_text(relation)
+
 
 def test_monitoring_drift_distributions_quality_and_alerts(page: Page, ui_url: str) -> None:
     page.goto(f"{ui_url}/monitoring")

@@ -16,9 +16,16 @@ from loopline.cli._options import JsonOption
 from loopline.cli._output import esc, format_time, format_value, print_json, stdout, table
 
 if TYPE_CHECKING:
+    from rich.tree import Tree
+
     from loopline.refs import Ref
     from loopline.registry.client import RegistryClient
-    from loopline.registry.entities import ModelVersion, PredictionComparison, VersionComparison
+    from loopline.registry.entities import (
+        ModelVersion,
+        PredictionComparison,
+        VersionComparison,
+        VersionLineage,
+    )
 
 __all__ = ["app"]
 
@@ -184,6 +191,11 @@ def lineage(ctx: typer.Context, ref: RefArg, as_json: JsonOption = False) -> Non
     if as_json:
         print_json(found.to_dict())
         return
+    stdout().print(_lineage_tree(found))
+
+
+def _lineage_tree(found: "VersionLineage") -> "Tree":
+    """The lineage as a tree: version, its run and data, its pipeline run, deployments."""
     from rich.tree import Tree
 
     root = Tree(f"[bold]{esc(found.model)}@{found.version}[/bold]  {esc(found.source)}")
@@ -201,7 +213,10 @@ def lineage(ctx: typer.Context, ref: RefArg, as_json: JsonOption = False) -> Non
                 context = f"  [{esc(use.context)}]" if use.context else ""
                 run.add(f"dataset {esc(use.ref)}{context}  [dim]{use.digest[:19]}[/dim]")
         for pipeline_run in found.pipeline_runs:
-            run.add(f"pipeline run {esc(pipeline_run)}")
+            node = run.add(f"pipeline run {esc(pipeline_run)}")
+            for use in found.datasets:
+                if use.via == "pipeline":  # read by the pipeline's other steps (training)
+                    node.add(f"dataset {esc(use.ref)}  [dim]{use.digest[:19]}[/dim]")
     else:
         root.add("[dim]no run recorded[/dim]")
     for use in found.datasets:
@@ -209,7 +224,7 @@ def lineage(ctx: typer.Context, ref: RefArg, as_json: JsonOption = False) -> Non
             root.add(f"dataset {esc(use.ref)} (direct)  [dim]{use.digest[:19]}[/dim]")
     for edge in found.downstream:
         root.add(f"→ {esc(edge['type'])} {esc(edge['id'])} ({esc(edge['relation'])})")
-    stdout().print(root)
+    return root
 
 
 @app.command("diff")

@@ -19,6 +19,7 @@ from loopline.store.metadata.schema import (
     datasets,
     latest_metrics,
     lineage,
+    model_versions,
     params,
     runs,
 )
@@ -72,8 +73,9 @@ def version_lineage(conn: Connection, version: ModelVersion) -> VersionLineage:
             .order_by(lineage.c.id)
         ):
             upstream.append((src_type, src_id, context, "run"))
-    found.datasets = _datasets(conn, upstream)
     found.pipeline_runs = list(dict.fromkeys(i for t, i, _, _ in upstream if t == "pipeline_run"))
+    upstream += _pipeline_inputs(conn, found.pipeline_runs, run_id)
+    found.datasets = _datasets(conn, upstream)
     found.downstream = [
         {"type": t, "id": i, "relation": r}
         for t, i, r in conn.execute(
@@ -82,7 +84,151 @@ def version_lineage(conn: Connection, version: ModelVersion) -> VersionLineage:
             .order_by(lineage.c.id)
         )
     ]
+    recorded = {(d["type"], d["id"]) for d in found.downstream}
+    found.downstream += [
+        d for d in _deployments(conn, version) if (d["type"], d["id"]) not in recorded
+    ]
     return found
+
+
+def _pipeline_inputs(
+    conn: Connection, pipeline_runs: list[str], run_id: str | None
+) -> list[tuple[str, str, str, str]]:
+    """The dataset versions other steps of the model's pipeline run read.
+
+    A pipeline registers its model from one step (often an evaluation on hold-out
+    data) while another step trained it on the training data: both belong upstream.
+    """
+    if not pipeline_runs:
+        return []
+    steps = (
+        sa.select(lineage.c.dst_id)
+        .where(
+            lineage.c.src_type == "pipeline_run",
+            lineage.c.src_id.in_(pipeline_runs),
+            lineage.c.dst_type == "run",
+        )
+        .scalar_subquery()
+    )
+    rows = conn.execute(
+        sa.select(lineage.c.src_id, lineage.c.context)
+        .where(
+            lineage.c.src_type == "dataset_version",
+            lineage.c.dst_type == "run",
+            lineage.c.dst_id.in_(steps),
+            lineage.c.dst_id != (run_id or ""),
+        )
+        .order_by(lineage.c.id)
+    )
+    return [("dataset_version", src_id, context, "pipeline") for src_id, context in rows]
+
+
+def _deployments(conn: Connection, version: ModelVersion) -> list[dict[str, str]]:
+    """Deployments of the model that serve this version, or did, with how.
+
+    Read from the deployments' state and history and the alias history rather than
+    from edges written at deployment time: a deployment follows an alias, and the
+    registry moves aliases on its own (a pipeline's promotion, ``models alias set``).
+    """
+    import orjson
+
+    from loopline.store.metadata.schema import model_alias_history, registered_models
+    from loopline.store.metadata.schema_serving import deployment_history, deployments
+
+    model = conn.execute(
+        sa.select(registered_models.c.id, registered_models.c.project_id)
+        .join(model_versions, model_versions.c.model_id == registered_models.c.id)
+        .where(model_versions.c.id == version.version_id)
+    ).first()
+    if model is None:
+        return []
+    rows = conn.execute(
+        sa.select(
+            deployments.c.id, deployments.c.name, deployments.c.state, deployments.c.created_at
+        )
+        .where(
+            deployments.c.project_id == model.project_id,
+            deployments.c.model_name == version.name,
+        )
+        .order_by(deployments.c.name)
+    ).all()
+    if not rows:
+        return []
+    moves: dict[str, list[tuple[int, int | None]]] = {}
+    for alias, to_version, at in conn.execute(
+        sa.select(
+            model_alias_history.c.alias,
+            model_alias_history.c.to_version,
+            model_alias_history.c.created_at,
+        )
+        .where(model_alias_history.c.model_id == model.id)
+        .order_by(model_alias_history.c.created_at, model_alias_history.c.id)
+    ):
+        moves.setdefault(alias, []).append((int(at), to_version))
+    past_states: dict[int, list[dict[str, Any]]] = {}
+    for deployment_id, state in conn.execute(
+        sa.select(deployment_history.c.deployment_id, deployment_history.c.state).where(
+            deployment_history.c.deployment_id.in_([r.id for r in rows])
+        )
+    ):
+        past_states.setdefault(deployment_id, []).append(orjson.loads(state))
+
+    found: list[dict[str, str]] = []
+    for row in rows:
+        history = past_states.get(row.id, [])
+        relations = _relations(version, orjson.loads(row.state), history, moves, row.created_at)
+        if relations:
+            found.append({"type": "deployment", "id": row.name, "relation": ", ".join(relations)})
+    return found
+
+
+def _relations(
+    version: ModelVersion,
+    state: dict[str, Any],
+    history: list[dict[str, Any]],
+    moves: dict[str, list[tuple[int, int | None]]],
+    created_at: int,
+) -> list[str]:
+    """How one deployment (its state now and its past states) serves ``version``."""
+
+    def holds(spec: dict[str, Any] | None) -> bool:
+        return (
+            spec is not None
+            and spec.get("model") == version.name
+            and spec.get("version") == version.version
+        )
+
+    alias, pinned = state.get("alias"), state.get("version")
+    relations: list[str] = []
+    if alias and alias in version.aliases:
+        relations.append(f"serves @{alias}")
+    elif not alias and pinned == version.version:
+        relations.append("serves")
+    elif _alias_held(moves.get(alias or "", []), version.version, int(created_at)) or any(
+        not past.get("alias") and past.get("version") == version.version for past in history
+    ):
+        relations.append("served earlier")
+    canary = state.get("canary")
+    if holds(canary):
+        relations.append(f"canary {(canary or {}).get('percent', 0):g}%")
+    elif any(holds(past.get("canary")) for past in history):
+        relations.append("canary earlier")
+    if holds(state.get("shadow")):
+        relations.append("shadow")
+    return relations
+
+
+def _alias_held(moves: list[tuple[int, int | None]], version: int, since: int) -> bool:
+    """Whether an alias pointed at ``version`` at some time after ``since``.
+
+    >>> _alias_held([(10, 1), (20, 2)], 1, 15), _alias_held([(10, 1), (20, 2)], 1, 25)
+    (True, False)
+    """
+    for i, (_, to_version) in enumerate(moves):
+        until = moves[i + 1][0] if i + 1 < len(moves) else None
+        if to_version == version and (until is None or until > since):
+            return True
+    return False
 
 
 def _datasets(conn: Connection, upstream: list[tuple[str, str, str, str]]) -> list[DatasetUse]:

@@ -191,7 +191,9 @@ class DatasetUse(_Wire):
     ref: str
     digest: str = ""
     context: str = ""
-    via: str = "run"  # "run" (read by the version's run) or "direct" (an explicit edge)
+    via: str = "run"
+    """``run`` (read by the version's run), ``pipeline`` (by another step of its pipeline
+    run) or ``direct`` (an explicit edge)."""
 
 
 @dataclass(slots=True)

@@ -399,7 +399,7 @@ interface VersionLineage {
   run_status: string | null;
   datasets: { ref: string; context: string; via: string }[];
   pipeline_runs: string[];
-  downstream: Record<string, string>[];
+  downstream: { type: string; id: string; relation: string }[];
 }
 
 interface Review {
@@ -534,7 +534,14 @@ function LineageGraph({ name, version, lineage }: { name: string; version: Model
         {lineage.downstream.length ? (
           <ul className="plain">
             {lineage.downstream.map((d, i) => (
-              <li key={i}>{Object.values(d).join(" · ")}</li>
+              <li key={i}>
+                {d.type === "deployment" ? (
+                  <Link to={`/deployments/${encodeURIComponent(d.id)}`}>{d.id}</Link>
+                ) : (
+                  `${d.type} ${d.id}`
+                )}{" "}
+                <span className="muted">{d.relation}</span>
+              </li>
             ))}
           </ul>
         ) : (
