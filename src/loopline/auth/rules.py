@@ -70,6 +70,8 @@ RULES: tuple[tuple[frozenset[str], str, Role], ...] = (
     # -- reads sent as POST ------------------------------------------------------------------
     (frozenset({"POST"}), r"/api/v1/runs/search", Role.VIEWER),
     (frozenset({"POST"}), r"/api/v1/registry/logged-models/search", Role.VIEWER),
+    # Which blobs the server lacks, and a batch of blobs read back (checkout of small files).
+    (frozenset({"POST"}), r"/api/v1/data/blobs/(?:missing|fetch)", Role.VIEWER),
     (frozenset({"POST"}), _MLFLOW + r"/(?:runs|experiments|logged-models)/search", Role.VIEWER),
     (frozenset({"POST"}), _MLFLOW + r"/registered-models/get-latest-versions", Role.VIEWER),
 )
