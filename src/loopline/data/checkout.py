@@ -244,7 +244,8 @@ def _write_remote(
 ) -> list[str]:
     """Fetch from a server: small files many per request, each verified as it is written."""
     from loopline.data.frames import group
-    from loopline.data.http import BATCH_BYTES, BATCH_COUNT, BATCH_FILE, HttpBlobStore, run_batches
+    from loopline.data.http import BATCH_BYTES, BATCH_COUNT, BATCH_FILE, HttpBlobStore
+    from loopline.data.transfer import run_batches
 
     assert isinstance(blobs, HttpBlobStore)
     by_digest: dict[str, list[int]] = {}

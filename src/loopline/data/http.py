@@ -76,7 +76,6 @@ __all__ = [
     "remote_gc",
     "remote_lineage",
     "remote_verify",
-    "run_batches",
     "send_batches",
     "upload",
 ]
@@ -612,34 +611,6 @@ def send_batches(
         blobs.put_batch(contents)
         return sum(len(c) for _, c in contents)
 
+    from loopline.data.transfer import run_batches
+
     return run_batches(batches, lambda h: sources[h][0], send, workers, progress)
-
-
-def run_batches(
-    batches: Sequence[list[str]],
-    size: Callable[[str], int],
-    move: Callable[[list[str]], int],
-    workers: int | None,
-    progress: Progress | None,
-) -> int:
-    """``move(batch) -> bytes moved`` for every batch on a few threads, reporting files and bytes."""
-    from loopline.data._pool import Pool
-    from loopline.data.progress import NoProgress
-    from loopline.data.transfer import WORKERS
-
-    progress = progress or NoProgress()
-    progress.start(sum(len(b) for b in batches), sum(size(h) for b in batches for h in b))
-    # One batch at a time per thread: they wait on the network, not on the CPU.
-    pool = Pool(len(batches), workers or WORKERS, progress, batch=1)
-    moved = [0] * len(batches)
-
-    def work(i: int, worker: int) -> None:
-        moved[i] = move(batches[i])
-        pool.files[worker] += len(batches[i])
-        pool.bytes[worker] += moved[i]
-
-    try:
-        pool.run(work)
-    finally:
-        progress.finish()
-    return sum(moved)

@@ -40,7 +40,7 @@ from loopline.errors import IntegrityError, LooplineError, NotFoundError
 from loopline.store.digest import ALGO, Digest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from loopline.data.progress import Progress
@@ -325,15 +325,28 @@ def run_transfers(
     progress: Progress | None,
 ) -> int:
     """``move(digest) -> bytes moved`` for every digest, on a pool, reporting files and bytes."""
+    return run_batches(
+        [[h] for h in digests], lambda h: wanted[h][0], lambda b: move(b[0]), workers, progress
+    )
+
+
+def run_batches(
+    batches: Sequence[list[str]],
+    size: Callable[[str], int],
+    move: Callable[[list[str]], int],
+    workers: int | None,
+    progress: Progress | None,
+) -> int:
+    """``move(batch) -> bytes moved`` for every batch on a few threads, reporting files and bytes."""
     progress = progress or NoProgress()
-    progress.start(len(digests), sum(wanted[h][0] for h in digests))
-    # One item at a time per thread: transfers wait on the network, not on the CPU.
-    pool = Pool(len(digests), workers or WORKERS, progress, batch=1)
-    moved = [0] * len(digests)
+    progress.start(sum(len(b) for b in batches), sum(size(h) for b in batches for h in b))
+    # One batch at a time per thread: transfers wait on the network, not on the CPU.
+    pool = Pool(len(batches), workers or WORKERS, progress, batch=1)
+    moved = [0] * len(batches)
 
     def work(i: int, worker: int) -> None:
-        moved[i] = move(digests[i])
-        pool.files[worker] += 1
+        moved[i] = move(batches[i])
+        pool.files[worker] += len(batches[i])
         pool.bytes[worker] += moved[i]
 
     try:
