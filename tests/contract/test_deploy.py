@@ -6,7 +6,9 @@ versions are real (registered from runs' model folders in the same store).
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pytest
@@ -218,3 +220,28 @@ def test_lineage_names_the_deployments_that_serve_a_version_now_or_did(
     deployments.promote("churn-prod")  # the alias moves to 2 and the canary ends
     assert relations("churn@1") == {"churn-prod": "served earlier"}
     assert relations("churn@2") == {"churn-prod": "serves @champion, canary earlier"}
+
+
+def test_servers_promoting_at_once_move_the_alias_once(
+    db: Database, registry: RegistryService, deployments: DeploymentService
+) -> None:
+    # Every server following a deployment may find its canary healthy at the same moment.
+    deployments.create("churn-prod", "models:/churn@champion")
+    deployments.set_canary("churn-prod", "models:/churn/2", 20)
+    servers = [DeploymentService(db, registry, actor=f"server-{i}") for i in range(4)]
+    start = threading.Barrier(len(servers))
+
+    def promote(service: DeploymentService) -> None:
+        start.wait()
+        # The losers find the canary taken and change nothing (no error: it is not theirs).
+        service.promote(
+            "churn-prod", reason=f"automatic promotion: {service.actor}", automatic=True
+        )
+
+    with ThreadPoolExecutor(len(servers)) as pool:
+        list(pool.map(promote, servers))
+    after = deployments.get("churn-prod")
+    assert (after.current_version, after.canary) == (2, None)
+    assert _actions(deployments, "churn-prod") == ["created", "canary_started", "promoted"]
+    moves = [(m.from_version, m.to_version) for m in registry.alias_history("churn", "champion")]
+    assert moves == [(None, 1), (1, 2)]
