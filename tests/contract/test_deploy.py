@@ -245,3 +245,18 @@ def test_servers_promoting_at_once_move_the_alias_once(
     assert _actions(deployments, "churn-prod") == ["created", "canary_started", "promoted"]
     moves = [(m.from_version, m.to_version) for m in registry.alias_history("churn", "champion")]
     assert moves == [(None, 1), (1, 2)]
+
+
+def test_a_promotion_whose_alias_cannot_move_changes_nothing(
+    registry: RegistryService, deployments: DeploymentService
+) -> None:
+    deployments.create("churn-prod", "models:/churn@champion")
+    deployments.set_canary("churn-prod", "models:/churn/2", 20)
+    registry.delete_model_version("churn", 2)  # the canary's version is gone from the registry
+    with pytest.raises(NotFoundError):
+        deployments.promote("churn-prod")
+    # Ending the canary and moving the alias are one transaction: neither happened.
+    after = deployments.get("churn-prod")
+    assert (after.current_version, after.canary["version"] if after.canary else None) == (1, 2)
+    assert _actions(deployments, "churn-prod") == ["created", "canary_started"]
+    assert [m.to_version for m in registry.alias_history("churn", "champion")] == [1]

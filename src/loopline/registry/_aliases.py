@@ -56,67 +56,88 @@ class AliasesAndReviews:
         protect: bool | None,
         reason: str = "",
     ) -> Alias:
-        now = now_ms()
         with self.db.write() as conn:
-            pid = _rows.project_id(conn, project)
-            model = _rows.require_model(conn, pid, name, lock=True)
-            target = _rows.require_version(conn, model, version)
-            current = conn.execute(
-                sa.select(model_aliases, model_versions.c.version.label("number"))
-                .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+            return self.set_alias_in(
+                conn,
+                name,
+                alias,
+                version,
+                project=project,
+                actor=actor,
+                protect=protect,
+                reason=reason,
+            )
+
+    def set_alias_in(
+        self,
+        conn: Connection,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        project: str,
+        actor: str,
+        protect: bool | None,
+        reason: str = "",
+    ) -> Alias:
+        """:meth:`set_alias` inside the caller's transaction (a deployment's promotion
+        moves the alias in the same transaction that ends its canary)."""
+        now = now_ms()
+        pid = _rows.project_id(conn, project)
+        model = _rows.require_model(conn, pid, name, lock=True)
+        target = _rows.require_version(conn, model, version)
+        current = conn.execute(
+            sa.select(model_aliases, model_versions.c.version.label("number"))
+            .join(model_versions, model_versions.c.id == model_aliases.c.version_id)
+            .where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
+        ).first()
+        protected = protect if protect is not None else bool(current and current.protected)
+        if protected and target.review_status != APPROVED:
+            raise InvalidStateError(
+                f"alias {alias!r} of {name!r} is protected: it only points at approved "
+                f"versions, and version {version} is {target.review_status}",
+                hint=f"approve it first: `loopline models approve {name}@{version}`",
+            )
+        same = current is not None and current.version_id == target.id
+        if same and current is not None and bool(current.protected) == protected:
+            return _alias(name, alias, version, protected, current.updated_at, current.updated_by)
+        values = {
+            "version_id": target.id,
+            "protected": protected,
+            "updated_at": now,
+            "updated_by": actor,
+        }
+        if current is None:
+            conn.execute(sa.insert(model_aliases).values(model_id=model.id, alias=alias, **values))
+        else:
+            conn.execute(
+                sa.update(model_aliases)
                 .where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
-            ).first()
-            protected = protect if protect is not None else bool(current and current.protected)
-            if protected and target.review_status != APPROVED:
-                raise InvalidStateError(
-                    f"alias {alias!r} of {name!r} is protected: it only points at approved "
-                    f"versions, and version {version} is {target.review_status}",
-                    hint=f"approve it first: `loopline models approve {name}@{version}`",
-                )
-            same = current is not None and current.version_id == target.id
-            if same and current is not None and bool(current.protected) == protected:
-                return _alias(
-                    name, alias, version, protected, current.updated_at, current.updated_by
-                )
-            values = {
-                "version_id": target.id,
-                "protected": protected,
-                "updated_at": now,
-                "updated_by": actor,
-            }
-            if current is None:
-                conn.execute(
-                    sa.insert(model_aliases).values(model_id=model.id, alias=alias, **values)
-                )
-            else:
-                conn.execute(
-                    sa.update(model_aliases)
-                    .where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
-                    .values(**values)
-                )
-            from_version = None if current is None else current.number
-            payload: dict[str, Any] = {
-                "model": name,
-                "alias": alias,
-                "from_version": from_version,
-                "to_version": version,
-                "protected": protected,
-            }
-            entity = f"{name}@{alias}"
-            if from_version == version:  # only the protection changed
-                emit(
-                    conn,
-                    "model.alias_protection_changed",
-                    "model_alias",
-                    entity,
-                    actor,
-                    payload,
-                    pid,
-                )
-            else:
-                self._history(conn, model.id, alias, from_version, version, actor, reason)
-                emit(conn, "model.alias_moved", "model_alias", entity, actor, payload, pid)
-            return _alias(name, alias, version, protected, now, actor)
+                .values(**values)
+            )
+        from_version = None if current is None else current.number
+        payload: dict[str, Any] = {
+            "model": name,
+            "alias": alias,
+            "from_version": from_version,
+            "to_version": version,
+            "protected": protected,
+        }
+        entity = f"{name}@{alias}"
+        if from_version == version:  # only the protection changed
+            emit(
+                conn,
+                "model.alias_protection_changed",
+                "model_alias",
+                entity,
+                actor,
+                payload,
+                pid,
+            )
+        else:
+            self._history(conn, model.id, alias, from_version, version, actor, reason)
+            emit(conn, "model.alias_moved", "model_alias", entity, actor, payload, pid)
+        return _alias(name, alias, version, protected, now, actor)
 
     def delete_alias(self, name: str, alias: str, *, project: str, actor: str) -> None:
         with self.db.write() as conn:

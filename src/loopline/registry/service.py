@@ -47,6 +47,8 @@ from loopline.store.digest import Digest
 from loopline.store.paths import safe_relpath
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from loopline.refs import ModelUri
     from loopline.store.blobs import BlobStore
     from loopline.store.metadata import Database
@@ -393,6 +395,20 @@ class RegistryService(RegistryTransport):
             project=self.project,
             actor=self.user,
             protect=protect,
+            reason=_check_text(reason, LIMITS.comment, "reason"),
+        )
+
+    def set_alias_in(self, conn: Connection, name: str, alias: str, version: int, *,
+                     reason: str = "") -> Alias:  # fmt: skip
+        """:meth:`set_alias` inside the caller's transaction ``conn`` (same database)."""
+        return self.store.set_alias_in(
+            conn,
+            name,
+            check_label(alias, "alias"),
+            _check_version(version),
+            project=self.project,
+            actor=self.user,
+            protect=None,
             reason=_check_text(reason, LIMITS.comment, "reason"),
         )
 

@@ -24,7 +24,6 @@ from loopline.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
     InvalidStateError,
-    LooplineError,
     NotFoundError,
 )
 from loopline.events import emit
@@ -34,6 +33,7 @@ from loopline.store.metadata.schema_serving import deployment_history, deploymen
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Callable
 
     from sqlalchemy.engine import Connection
 
@@ -424,15 +424,25 @@ class DeploymentService:
             self._check_alias_accepts(deployment.model, deployment.alias, number)
         who = "automatic" if automatic else "manual"
         why = reason or f"{who} promotion of canary version {number}"
-        # Claim first, in one transaction that checks the canary is still there: of two
-        # processes (or a promotion racing a rollback) one wins, and only the winner
-        # moves the alias, so a canary rolled back meanwhile never becomes the champion.
+        alias = deployment.alias
+
+        def move_alias(conn: Connection) -> None:
+            if alias:
+                self.registry.set_alias_in(
+                    conn, deployment.model, alias, number, reason=f"deployment {name}: {why}"
+                )
+
+        # One transaction that checks the canary is still there, ends it and moves the
+        # alias: of two processes (or a promotion racing a rollback) one wins; a canary
+        # rolled back meanwhile never becomes the champion; and no server ever reads
+        # the canary ended with the alias not yet moved (all traffic on the old version).
         claimed = self._apply(
             name,
             "promoted",
             lambda d: _with(d, canary=None, version=d.version if d.alias else number),
             reason=why,
             expect_canary=number,
+            then=move_alias,
         )
         if not claimed:
             if automatic:
@@ -441,23 +451,6 @@ class DeploymentService:
                 f"deployment {name!r}'s canary changed while it was being promoted",
                 hint=f"see it with `loopline deploy status {name}`",
             )
-        if deployment.alias:
-            try:
-                self.registry.set_alias(
-                    deployment.model,
-                    deployment.alias,
-                    number,
-                    reason=f"deployment {name}: {why}",
-                )
-            except LooplineError as exc:
-                # The canary goes back as it was; the history keeps why it is still there.
-                self._apply(
-                    name,
-                    "promotion_failed",
-                    lambda d: _with(d, canary=canary),
-                    reason=f"{why} failed: {exc.message}",
-                )
-                raise
         return self.get(name)
 
     def _check_alias_accepts(self, model: str, alias: str, version: int) -> None:
@@ -530,8 +523,12 @@ class DeploymentService:
         *,
         reason: str = "",
         expect_canary: Any = None,
+        then: Callable[[Connection], None] | None = None,
     ) -> bool:
-        """Apply ``update`` as one revision; False when ``expect_canary`` is gone."""
+        """Apply ``update`` as one revision; False when ``expect_canary`` is gone.
+
+        ``then`` runs last in the same transaction (an error there undoes the revision).
+        """
         with self.db.write() as conn:
             pid = self._project_id(conn)
             row = self._row(conn, name, lock=True)
@@ -549,6 +546,8 @@ class DeploymentService:
                 .values(state=orjson.dumps(state).decode(), revision=revision, updated_at=_now())
             )
             self._record(conn, pid, row.id, name, revision, action, reason, state)
+            if then is not None:
+                then(conn)
         return True
 
     def _record(
