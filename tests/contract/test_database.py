@@ -162,13 +162,12 @@ def test_concurrent_small_writes_never_fail(db: Database) -> None:
 @pytest.mark.postgres
 def test_isolated_schema_holds_every_table_and_is_dropped(postgres_base_url: str) -> None:
     engine = sa.create_engine(postgres_base_url, poolclass=sa.pool.NullPool)
+    # Only this schema's tables: other test processes make and drop schemas meanwhile.
     query = sa.text(
-        "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_name IN ('loopline_alembic_version', 'runs')"
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = :s "
+        "AND table_name IN ('loopline_alembic_version', 'runs')"
     )
     try:
-        with engine.connect() as conn:
-            before = set(conn.execute(query).all())
         with isolated_schema_url(postgres_base_url) as url:
             db = Database(url)
             try:
@@ -177,11 +176,11 @@ def test_isolated_schema_holds_every_table_and_is_dropped(postgres_base_url: str
             finally:
                 db.close()
             with engine.connect() as conn:
-                added = set(conn.execute(query).all()) - before
+                tables = set(conn.execute(query, {"s": schema}).scalars())
             assert schema.startswith("t_")
-            assert added == {(schema, "loopline_alembic_version"), (schema, "runs")}
+            assert tables == {"loopline_alembic_version", "runs"}
         with engine.connect() as conn:
-            assert set(conn.execute(query).all()) == before
+            assert set(conn.execute(query, {"s": schema}).scalars()) == set()
             gone = sa.text("SELECT count(*) FROM pg_namespace WHERE nspname = :s")
             assert conn.execute(gone, {"s": schema}).scalar_one() == 0
     finally:

@@ -369,7 +369,21 @@ def _store_verified(
             pass
 
 
-@router.post("/blobs/fetch", summary="Download many small blobs as one body of frames")
+@router.post(
+    "/blobs/fetch",
+    summary="Download many small blobs as one body of frames",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One frame per stored blob, in order",
+            "content": {
+                "application/vnd.loopline.blob-frames": {
+                    "schema": {"type": "string", "format": "binary"}
+                }
+            },
+        }
+    },
+)
 def get_batch(body: DigestsIn, data: Data) -> Response:
     """Frames of the stored blobs among ``digests``, in order; the others are left out.
 
@@ -557,7 +571,7 @@ def upload_state(digest: str, data: Data, request: Request) -> Response:
 
 @router.put("/uploads/{digest}", summary="Append a chunk (raw body) at offset to a chunked upload")
 async def upload_chunk(
-    digest: str, offset: Annotated[int, Query(ge=0)], request: Request, data: Data
+    digest: str, offset: Annotated[int, Query(ge=0, le=2**63 - 1)], request: Request, data: Data
 ) -> Response:
     claimed = _digest(digest)
     body = bytearray()

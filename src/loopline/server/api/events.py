@@ -20,7 +20,7 @@ MAX_EVENTS = 10_000
 def list_events(
     request: Request,
     svc: ServiceDep,
-    after_id: int = Query(0, ge=0),
+    after_id: int = Query(0, ge=0, le=2**63 - 1),
     kinds: list[str] | None = Query(
         None, description="event kinds (repeat, or comma-separate); 'run.*' matches a prefix"
     ),

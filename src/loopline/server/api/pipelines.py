@@ -75,7 +75,8 @@ async def triggers(svc: ServiceDep) -> Response:
 @router.get("/firings")
 async def firings(
     svc: ServiceDep,
-    trigger_id: int | None = None,
+    # Bounded: a number past the database's integer range is no trigger, not a 500.
+    trigger_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     from loopline.pipelines.triggers import list_firings
