@@ -141,7 +141,7 @@ class WindowStats:
         if live_seconds < limits.promote_after_seconds:
             return None
         return (
-            f"served {self.total} requests over {live_seconds:.0f} s within its limits "
+            f"served {self.total} requests over {live_seconds:.1f} s within its limits "
             f"(last {limits.window_seconds:g} s: {count} requests, error rate "
             f"{error_rate:.1%}, p99 {p99:.1f} ms)"
         )
