@@ -310,6 +310,7 @@ def test_deployment_split_traffic_and_history(page: Page, ui_url: str) -> None:
         graph = page.get_by_test_id("lineage-graph")
         expect(graph.get_by_role("link", name="cancer-prod")).to_be_visible()
         expect(graph).to_contain_text(relation)
+    shoot(page, "model-lineage-deployed")
 
 
 def test_monitoring_drift_distributions_quality_and_alerts(page: Page, ui_url: str) -> None:

@@ -130,7 +130,12 @@ export function ScatterChart(props: { points: Point[]; xLabel: string; yLabel: s
       {
         width: root.clientWidth || 600,
         height: 300,
-        scales: { x: { time: false } },
+        scales: {
+          // Half a step either side of the categories: the first and last labels stay whole.
+          x: categories
+            ? { time: false, range: () => [-0.5, categories.length - 0.5] }
+            : { time: false },
+        },
         axes: [
           {
             label: xLabel,
