@@ -277,6 +277,21 @@ def test_latest_metric_is_the_highest_step_then_timestamp(svc: TrackingService) 
     assert svc.get_run(run_id).data.metrics == {"m": 6.0}
     assert len(svc.metric_history(run_id, "m")) == 6
     assert svc.store.metric_keys(run_id) == ["m"]
+    # In one batch, of points with the same step and timestamp the one logged last wins,
+    # per key and per run.
+    other = new_run(svc)
+    write(
+        svc,
+        metrics=[
+            (run_id, "m", 7.0, 1, 6),
+            (other, "m", 1.0, 5, 2),
+            (run_id, "m", 8.0, 1, 6),
+            (run_id, "n", 9.0, 3, 0),
+            (other, "m", 2.0, 4, 2),
+        ],
+    )
+    assert svc.get_run(run_id).data.metrics == {"m": 8.0, "n": 9.0}
+    assert svc.get_run(other).data.metrics == {"m": 1.0}
 
 
 def test_a_batch_applied_twice_is_stored_once(svc: TrackingService) -> None:

@@ -320,7 +320,7 @@ def log_metric(
             int(step or 0),  # numpy integers would be stored as bytes
         )
     )
-    if len(queue) > writer.high_water:
+    if len(queue) > writer.high_water and not writer._wake.is_set():
         writer._wake.set()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -486,13 +487,10 @@ class TrackingStore:
         _bulk_insert(conn, metrics, ("run_id", "key", "value", "timestamp", "step"), values)
         # The latest point per (run, key): the highest (step, timestamp); on a tie the
         # one logged last, as the upsert below lets an equal point replace the stored one.
-        latest: dict[tuple[str, str], tuple[str, str, float, int, int]] = {}
-        get = latest.get
-        for row in rows:
-            pair = (row[0], row[1])
-            cur = get(pair)
-            if cur is None or row[4] > cur[4] or (row[4] == cur[4] and row[3] >= cur[3]):
-                latest[pair] = row
+        # A stable sort by (step, timestamp), then a dict keeping the last row per pair:
+        # both run in C (points usually come in step order, which timsort takes in one pass).
+        ordered = sorted(rows, key=itemgetter(4, 3))
+        latest = dict(zip(map(itemgetter(0, 1), ordered), ordered, strict=True))
         self._upsert(
             conn,
             latest_metrics,

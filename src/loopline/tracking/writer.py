@@ -30,6 +30,7 @@ import threading
 import uuid
 import weakref
 from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from loopline.tracking.entities import NewRun, RunUpdate, RunWrites
@@ -129,13 +130,16 @@ class BatchWriter:
     def _take(self, limit: int) -> tuple[RunWrites, int]:
         """The next batch from the head of the queue (at most ``limit`` items), and its size."""
         queue = self.queue
-        popleft = queue.popleft
-        chunk = [popleft() for _ in range(min(len(queue), MAX_POINTS_PER_BATCH, limit))]
+        # C-level loops: with 100,000 points a batch, Python-level ones cost a tenth of
+        # the write. Items are never None, so iter() stops only through islice.
+        chunk = list(
+            islice(iter(queue.popleft, None), min(len(queue), MAX_POINTS_PER_BATCH, limit))
+        )
         batch = RunWrites(batch_id=uuid.uuid4().hex)
-        others = [i for i, item in enumerate(chunk) if len(item) != METRIC_ROW_LENGTH]
-        if not others:  # the common case: only metric points
-            batch.metrics = chunk
+        if min(map(len, chunk), default=METRIC_ROW_LENGTH) == METRIC_ROW_LENGTH:
+            batch.metrics = chunk  # the common case: only metric points (the longest items)
             return batch, len(chunk)
+        others = [i for i, item in enumerate(chunk) if len(item) != METRIC_ROW_LENGTH]
         end = _batch_end(chunk, others)
         if end < len(chunk):  # the rest goes back, in order, for the next batch
             queue.extendleft(reversed(chunk[end:]))
