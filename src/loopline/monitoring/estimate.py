@@ -236,14 +236,17 @@ def realised(
 ) -> dict[str, Any]:
     """``estimate`` with the quality its window really had, from labels joined so far;
     ``proba`` (P(positive) of a binary model, or a multi-class model's matrix with its
-    ``classes``) adds the realised ROC AUC."""
-    got = classification_metrics(labels, predictions, estimate.get("positive"), proba, classes)
-    real = {k: got[k] for k in estimate["estimated"] if k in got}
+    ``classes``) adds the realised ROC AUC and log loss.
+
+    Every realised metric is kept (an earlier window labelled late gets the same
+    metrics as the current one); ``error`` compares those that were estimated.
+    """
+    real = classification_metrics(labels, predictions, estimate.get("positive"), proba, classes)
     return {
         **estimate,
         "realised": real,
         "labelled_rows": len(labels),
-        "error": {k: estimate["estimated"][k] - v for k, v in real.items()},
+        "error": {k: v - real[k] for k, v in estimate["estimated"].items() if k in real},
     }
 
 

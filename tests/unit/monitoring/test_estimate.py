@@ -61,6 +61,12 @@ def test_a_multiclass_estimate_tracks_the_realised_accuracy() -> None:
     real = float(np.mean(frame["prediction"].to_numpy() == WINE.target[cur]))
     assert done["realised"]["accuracy"] == pytest.approx(real)
     assert abs(done["error"]["accuracy"]) < 0.1
+    # Late labels give an earlier window every metric, not only the estimated ones;
+    # the error compares what was estimated.
+    with_proba = realised(est, WINE.target[cur], frame["prediction"], proba=model.predict_proba(
+        WINE.data[cur]), classes=[0, 1, 2])  # fmt: skip
+    assert {"accuracy", "f1", "roc_auc", "log_loss"} <= set(with_proba["realised"])
+    assert set(with_proba["error"]) == {"accuracy"}
 
 
 def test_versions_in_one_window_are_each_calibrated_by_their_own_model() -> None:
