@@ -63,8 +63,8 @@ def test_a_multiclass_estimate_tracks_the_realised_accuracy() -> None:
     assert abs(done["error"]["accuracy"]) < 0.1
     # Late labels give an earlier window every metric, not only the estimated ones;
     # the error compares what was estimated.
-    with_proba = realised(est, WINE.target[cur], frame["prediction"], proba=model.predict_proba(
-        WINE.data[cur]), classes=[0, 1, 2])  # fmt: skip
+    matrix = model.predict_proba(WINE.data[cur])
+    with_proba = realised(est, WINE.target[cur], frame["prediction"], matrix, [0, 1, 2])
     assert {"accuracy", "f1", "roc_auc", "log_loss"} <= set(with_proba["realised"])
     assert set(with_proba["error"]) == {"accuracy"}
 
