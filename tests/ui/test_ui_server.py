@@ -79,6 +79,35 @@ def test_metric_history_is_downsampled_keeping_ends_and_extremes(ui_url: str) ->
     assert missing.status_code == 404
 
 
+def test_compare_reads_one_metric_of_several_runs_in_one_request(ui_url: str) -> None:
+    client = Client(tracking_uri=ui_url)
+    try:
+        experiment = client.create_experiment("ui-compare-histories")
+        runs = [client.create_run(experiment, run_name=f"r{i}").run_id for i in range(3)]
+        for i, run_id in enumerate(runs[:2]):  # the third logs another metric only
+            client.log_batch(
+                run_id, metrics=[("loss", (i + 1) / (s + 1), 1_000 + s, s) for s in range(5_000)]
+            )
+        client.log_batch(runs[2], metrics=[("acc", 0.9, 1_000, 0)])
+        client.flush()
+    finally:
+        client.close()
+    url = f"{ui_url}/api/v1/ui/compare-histories"
+    answer = httpx.get(
+        url, params={"run_ids": ",".join(reversed(runs)), "key": "loss", "max_points": 100}
+    ).json()
+    # In the order asked, only the runs that logged the metric, each downsampled.
+    assert [h["run_id"] for h in answer["histories"]] == [runs[1], runs[0]]
+    assert all(h["total"] == 5_000 and len(h["values"]) == 100 for h in answer["histories"])
+    assert answer["histories"][0]["values"][0] == 2.0
+    missing = httpx.get(url, params={"run_ids": f"{runs[0]},nope", "key": "loss"})
+    assert missing.status_code == 404
+    too_many = httpx.get(
+        url, params={"run_ids": ",".join(f"r{i}" for i in range(101)), "key": "loss"}
+    )
+    assert too_many.status_code == 400
+
+
 def test_runs_table_pages_and_counts(ui_url: str) -> None:
     demo = httpx.get(f"{ui_url}/api/v1/experiments/by-name", params={"name": "demo"}).json()
     eid = demo["experiment"]["experiment_id"]

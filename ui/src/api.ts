@@ -187,14 +187,19 @@ export interface ArtifactFile {
   size: number | null;
 }
 
-export const metricHistory = (
-  runId: string,
+/** One metric of several runs in one request (those that logged it, in the given order). */
+export const compareHistories = (
+  runIds: string[],
   key: string,
   x: string,
   maxPoints = 1500,
   signal?: AbortSignal,
 ) =>
-  get<History>("/api/v1/ui/metric-history", { run_id: runId, key, x, max_points: maxPoints }, signal);
+  get<{ key: string; histories: History[] }>(
+    "/api/v1/ui/compare-histories",
+    { run_ids: runIds.join(","), key, x, max_points: maxPoints },
+    signal,
+  ).then((answer) => answer.histories);
 
 export const HISTORY_POINTS = 1500;
 export const historiesQuery = (runId: string, x: string) => ({ run_id: runId, x, max_points: HISTORY_POINTS });

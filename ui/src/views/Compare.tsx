@@ -1,6 +1,6 @@
 import { useMemo } from "react";
 import { Link } from "react-router-dom";
-import { get, metricHistory, metricNumber, type Run } from "../api";
+import { compareHistories, get, metricNumber, type Run } from "../api";
 import { LazyMetricChart, LazyScatterChart, preloadCharts } from "../charts/Lazy";
 import type { Point, Series } from "../charts/MetricChart";
 import { ChartControls, useChartSettings } from "../components/ChartControls";
@@ -63,12 +63,11 @@ function Curves({ runs, counts }: { runs: Run[]; counts: Counts }) {
   const [metricParam, setMetric] = useParam("metric");
   const metric = metricParam || curveKeys[0] || keys[0] || "";
   const histories = useApi(
-    (signal) =>
-      Promise.all(
-        runs
-          .filter((r) => metric in r.data.metrics)
-          .map(async (r) => ({ run: r, history: await metricHistory(r.info.run_id, metric, settings.x, 1500, signal) })),
-      ),
+    async (signal) => {
+      const byId = new Map(runs.map((r) => [r.info.run_id, r]));
+      const found = await compareHistories([...byId.keys()], metric, settings.x, 1500, signal);
+      return found.map((history) => ({ run: byId.get(history.run_id)!, history }));
+    },
     [runs, metric, settings.x],
   );
   const series: Series[] | undefined = useMemo(

@@ -9,6 +9,7 @@ Method      Path (under /api/v1/ui)                           What
 GET         /capabilities                                     which optional APIs this server answers
 GET         /metric-history?run_id=&key=&max_points=&x=       one metric, downsampled with LTTB
 GET         /metric-histories?run_id=&max_points=&x=          every metric of a run, each downsampled
+GET         /compare-histories?run_ids=&key=&max_points=&x=   one metric of several runs, each downsampled
 GET         /metric-counts?run_ids=                           how many points each metric of these runs has
 GET         /runs?experiment_ids=&filter=&order_by=&view=      every matching run, in a compact table
 GET         /run-keys?experiment_ids=&view=                   every param, metric and tag key of their runs
@@ -236,6 +237,39 @@ async def metric_histories(
     return json_response({"run_id": run_id, "histories": found})
 
 
+def _compare_histories(
+    svc: TrackingService, run_ids: list[str], key: str, max_points: int, x: str
+) -> list[dict[str, Any]]:
+    """``key``'s history in each run that logged it, in the order of ``run_ids``."""
+    import sqlalchemy as sa
+
+    from loopline.store.metadata.schema import latest_metrics
+
+    for run_id in run_ids:
+        svc.get_run(run_id)  # a 404 names a missing run rather than leaving it out
+    query = sa.select(latest_metrics.c.run_id).where(
+        latest_metrics.c.run_id.in_(run_ids), latest_metrics.c.key == key
+    )
+    with svc.db.read() as conn:
+        logged = set(conn.execute(query).scalars())
+    return [_history(svc, r, key, max_points, x) for r in run_ids if r in logged]
+
+
+@router.get(
+    "/compare-histories",
+    summary="One metric of several runs, each downsampled (the compare view's one request)",
+)
+async def compare_histories(
+    svc: ServiceDep,
+    run_ids: Annotated[list[str], Query(description="comma-separated")],
+    key: str,
+    max_points: Annotated[int, Query(ge=3, le=MAX_POINTS)] = 2000,
+    x: Literal["step", "time"] = "step",
+) -> Response:
+    found = await run_in_threadpool(_compare_histories, svc, _compared(run_ids), key, max_points, x)
+    return json_response({"key": key, "histories": found})
+
+
 def _metric_counts(svc: TrackingService, run_ids: list[str]) -> dict[str, int]:
     import sqlalchemy as sa
 
@@ -258,11 +292,16 @@ def _metric_counts(svc: TrackingService, run_ids: list[str]) -> dict[str, int]:
 async def metric_counts(
     svc: ServiceDep, run_ids: Annotated[list[str], Query(description="comma-separated")]
 ) -> Response:
-    ids = _split(run_ids)
+    counts = await run_in_threadpool(_metric_counts, svc, _compared(run_ids))
+    return json_response({"counts": counts})
+
+
+def _compared(run_ids: list[str]) -> list[str]:
+    """The runs a comparison names (comma-separated or repeated), each once, in order."""
+    ids = list(dict.fromkeys(_split(run_ids)))
     if not ids or len(ids) > MAX_COMPARED:
         raise InvalidArgumentError(f"name between 1 and {MAX_COMPARED} runs")
-    counts = await run_in_threadpool(_metric_counts, svc, ids)
-    return json_response({"counts": counts})
+    return ids
 
 
 def _split(values: list[str] | None) -> list[str]:
