@@ -45,29 +45,6 @@ class AliasesAndReviews:
     db: Database
 
     # -- aliases --------------------------------------------------------------------------
-    def set_alias(
-        self,
-        name: str,
-        alias: str,
-        version: int,
-        *,
-        project: str,
-        actor: str,
-        protect: bool | None,
-        reason: str = "",
-    ) -> Alias:
-        with self.db.write() as conn:
-            return self.set_alias_in(
-                conn,
-                name,
-                alias,
-                version,
-                project=project,
-                actor=actor,
-                protect=protect,
-                reason=reason,
-            )
-
     def set_alias_in(
         self,
         conn: Connection,
@@ -80,8 +57,8 @@ class AliasesAndReviews:
         protect: bool | None,
         reason: str = "",
     ) -> Alias:
-        """:meth:`set_alias` inside the caller's transaction (a deployment's promotion
-        moves the alias in the same transaction that ends its canary)."""
+        """Point ``alias`` at ``version`` in the caller's transaction, keeping its history
+        and emitting the event; a protected alias only takes an approved version."""
         now = now_ms()
         pid = _rows.project_id(conn, project)
         model = _rows.require_model(conn, pid, name, lock=True)

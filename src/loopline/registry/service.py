@@ -388,19 +388,21 @@ class RegistryService(RegistryTransport):
         protect: bool | None = None,
         reason: str = "",
     ) -> Alias:
-        return self.store.set_alias(
-            name,
-            check_label(alias, "alias"),
-            _check_version(version),
-            project=self.project,
-            actor=self.user,
-            protect=protect,
-            reason=_check_text(reason, LIMITS.comment, "reason"),
-        )
+        with self.db.write() as conn:
+            return self.set_alias_in(conn, name, alias, version, protect=protect, reason=reason)
 
-    def set_alias_in(self, conn: Connection, name: str, alias: str, version: int, *,
-                     reason: str = "") -> Alias:  # fmt: skip
-        """:meth:`set_alias` inside the caller's transaction ``conn`` (same database)."""
+    def set_alias_in(
+        self,
+        conn: Connection,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        protect: bool | None = None,
+        reason: str = "",
+    ) -> Alias:
+        """:meth:`set_alias` inside the caller's transaction ``conn`` (same database): a
+        deployment's promotion moves the alias in the transaction that ends its canary."""
         return self.store.set_alias_in(
             conn,
             name,
@@ -408,7 +410,7 @@ class RegistryService(RegistryTransport):
             _check_version(version),
             project=self.project,
             actor=self.user,
-            protect=None,
+            protect=protect,
             reason=_check_text(reason, LIMITS.comment, "reason"),
         )
 

@@ -420,29 +420,29 @@ class DeploymentService:
                 f"the canary is a version of {canary['model']!r}, the deployment "
                 f"serves {deployment.model!r}: promoting cannot move an alias across models"
             )
-        if deployment.alias:
-            self._check_alias_accepts(deployment.model, deployment.alias, number)
         who = "automatic" if automatic else "manual"
         why = reason or f"{who} promotion of canary version {number}"
         alias = deployment.alias
 
         def move_alias(conn: Connection) -> None:
-            if alias:
-                self.registry.set_alias_in(
-                    conn, deployment.model, alias, number, reason=f"deployment {name}: {why}"
-                )
+            assert alias is not None
+            self.registry.set_alias_in(
+                conn, deployment.model, alias, number, reason=f"deployment {name}: {why}"
+            )
 
         # One transaction that checks the canary is still there, ends it and moves the
         # alias: of two processes (or a promotion racing a rollback) one wins; a canary
-        # rolled back meanwhile never becomes the champion; and no server ever reads
-        # the canary ended with the alias not yet moved (all traffic on the old version).
+        # rolled back meanwhile never becomes the champion; no server ever reads the
+        # canary ended with the alias not yet moved (all traffic on the old version); and
+        # an alias the registry refuses to move (protected, the version not approved)
+        # undoes the whole promotion.
         claimed = self._apply(
             name,
             "promoted",
             lambda d: _with(d, canary=None, version=d.version if d.alias else number),
             reason=why,
             expect_canary=number,
-            then=move_alias,
+            then=move_alias if alias else None,
         )
         if not claimed:
             if automatic:
@@ -452,21 +452,6 @@ class DeploymentService:
                 hint=f"see it with `loopline deploy status {name}`",
             )
         return self.get(name)
-
-    def _check_alias_accepts(self, model: str, alias: str, version: int) -> None:
-        """Refuse before any change what the registry would refuse (a protected alias)."""
-        from loopline.registry.entities import ReviewStatus
-
-        protected = any(a.alias == alias and a.protected for a in self.registry.list_aliases(model))
-        if not protected:
-            return
-        status = self.registry.get_model_version(model, version).review_status
-        if status != ReviewStatus.APPROVED.value:
-            raise InvalidStateError(
-                f"alias {alias!r} of {model!r} is protected: it only points at approved "
-                f"versions, and version {version} is {status}",
-                hint=f"approve it first: `loopline models approve {model}@{version}`",
-            )
 
     def rollback(self, name: str, *, reason: str = "", automatic: bool = False) -> Deployment:
         """Drop the canary; with none, move the alias back to its previous version."""
