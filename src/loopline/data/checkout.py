@@ -75,12 +75,11 @@ def fetch(
     object_path = getattr(blobs, "object_path", None)
     tmp = f"{os.path.dirname(dest)}/.{os.path.basename(dest)}.{uuid.uuid4().hex[:12]}.tmp"
     try:
-        where = packs.locate(entry.digest) if packs is not None and content is None else None
-        data = _packed(blobs, entry, where) if where is not None else content
-        if content is not None and (
-            len(content) != entry.size or hash_bytes(content) != entry.digest
-        ):
-            raise _corrupt(entry, blobs.uri, entry.path)
+        if content is not None:
+            data: bytes | None = _verified(entry, content, blobs.uri)
+        else:
+            where = packs.locate(entry.digest) if packs is not None else None
+            data = _packed(blobs, entry, where) if where is not None else None
         if data is not None:
             _write_new(tmp, data, _mode(entry, read_only))
             method = "copy"
@@ -109,8 +108,13 @@ def _packed(blobs: BlobStore, entry: Entry, where: tuple[str, int, int]) -> byte
         data = read_packed(blobs, pack, offset, size)
     except NotFoundError:
         return None
+    return _verified(entry, data, f"in pack blake3:{pack} at offset {offset}")
+
+
+def _verified(entry: Entry, data: bytes, where: str) -> bytes:
+    """``data`` when it is ``entry``'s content (size and digest), else the error naming it."""
     if len(data) != entry.size or hash_bytes(data) != entry.digest:
-        raise _corrupt(entry, f"in pack blake3:{pack} at offset {offset}", entry.path)
+        raise _corrupt(entry, where, entry.path)
     return data
 
 
@@ -145,10 +149,9 @@ def _fetch_local(
         except OSError:
             pass  # another file system: copy instead
     if entry.size <= SMALL:
-        data = read_exact(blob, entry.size)
-        if hash_bytes(data) != entry.digest:
-            raise _corrupt(entry, blob, entry.path)
-        _write_new(tmp, data, _mode(entry, read_only))
+        _write_new(
+            tmp, _verified(entry, read_exact(blob, entry.size), blob), _mode(entry, read_only)
+        )
         return "copy"
     src = os.open(blob, os.O_RDONLY)
     try:
@@ -243,8 +246,7 @@ def _write_remote(
     progress: Progress | None,
 ) -> list[str]:
     """Fetch from a server: small files many per request, each verified as it is written."""
-    from loopline.data.frames import group
-    from loopline.data.http import BATCH_BYTES, BATCH_COUNT, BATCH_FILE, HttpBlobStore
+    from loopline.data.http import HttpBlobStore, transfer_batches
     from loopline.data.transfer import run_batches
 
     assert isinstance(blobs, HttpBlobStore)
@@ -252,9 +254,7 @@ def _write_remote(
     for i, e in enumerate(entries):
         by_digest.setdefault(e.digest, []).append(i)
     sizes = {e.digest: e.size for e in entries}
-    small = [d for d in by_digest if sizes[d] <= BATCH_FILE]
-    batches = group(small, sizes.__getitem__, BATCH_BYTES, BATCH_COUNT)
-    batches += [[d] for d in by_digest if sizes[d] > BATCH_FILE]
+    batches = transfer_batches(list(by_digest), sizes.__getitem__)
     methods: list[str] = [""] * len(entries)
 
     def move(batch: list[str]) -> int:

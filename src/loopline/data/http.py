@@ -77,6 +77,7 @@ __all__ = [
     "remote_lineage",
     "remote_verify",
     "send_batches",
+    "transfer_batches",
     "upload",
 ]
 
@@ -596,11 +597,10 @@ def send_batches(
 
     ``sources`` maps a hex digest to ``(size, path)``; returns the bytes sent.
     """
-    from loopline.data.frames import group
+    from loopline.data.transfer import run_batches
 
-    small = [h for h in absent if sources[h][0] <= BATCH_FILE]
-    large = [[h] for h in absent if sources[h][0] > BATCH_FILE]
-    batches = group(small, lambda h: sources[h][0], BATCH_BYTES, BATCH_COUNT) + large
+    def size(hexdigest: str) -> int:
+        return sources[hexdigest][0]
 
     def send(batch: list[str]) -> int:
         if len(batch) == 1 and sources[batch[0]][0] > BATCH_FILE:
@@ -611,6 +611,19 @@ def send_batches(
         blobs.put_batch(contents)
         return sum(len(c) for _, c in contents)
 
-    from loopline.data.transfer import run_batches
+    return run_batches(transfer_batches(absent, size), size, send, workers, progress)
 
-    return run_batches(batches, lambda h: sources[h][0], send, workers, progress)
+
+def transfer_batches(digests: Sequence[str], size: Callable[[str], int]) -> list[list[str]]:
+    """``digests`` as the requests that move them: blobs up to :data:`BATCH_FILE` grouped
+    (:data:`BATCH_BYTES`, :data:`BATCH_COUNT` at most), each larger one alone, last.
+
+    >>> transfer_batches(["a", "b", "c"], {"a": 10, "b": 2 << 20, "c": 10}.__getitem__)
+    [['a', 'c'], ['b']]
+    """
+    from loopline.data.frames import group
+
+    small = [d for d in digests if size(d) <= BATCH_FILE]
+    return group(small, size, BATCH_BYTES, BATCH_COUNT) + [
+        [d] for d in digests if size(d) > BATCH_FILE
+    ]

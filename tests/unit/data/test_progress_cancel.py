@@ -22,7 +22,9 @@ from loopline.config import reset_settings
 from loopline.data import api
 from loopline.data.add import add
 from loopline.data.checkout import checkout
+from loopline.data.ingest import LocalSink, ingest
 from loopline.data.progress import Progress
+from loopline.data.scan import scan
 from loopline.data.transfer import pull, push
 from loopline.data.verify import verify
 
@@ -106,6 +108,22 @@ def test_ctrl_c_during_add_records_nothing_and_leaves_no_temp_file(
     assert service.latest("cancelled") is None
     assert _leftovers(service.settings.home / "blobs") == []
     assert verify(service).ok
+
+
+def test_an_interrupted_ingest_sweeps_its_own_temp_files_only(tmp_path: Path) -> None:
+    # The backstop behind each write's own cleanup: whatever this process left
+    # half-written goes (one is made here as a missed cleanup would leave it), another
+    # process's writes in progress stay.
+    sink = LocalSink(tmp_path / "blobs")
+    fd, mine = sink._temp()
+    os.close(fd)
+    theirs = tmp_path / "blobs" / "tmp" / f"i-{os.getpid() + 1}-1-0"
+    theirs.write_bytes(b"another add, still writing")
+    files = scan(_many(tmp_path / "tree", count=200)).files
+    with pytest.raises(KeyboardInterrupt):
+        ingest(files, {}, sink, progress=Recorder(interrupt_after=1), workers=2)
+    assert not os.path.exists(mine)
+    assert theirs.exists()
 
 
 def test_ctrl_c_during_checkout_leaves_no_partial_folder(

@@ -64,6 +64,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from loopline.data.frames import MEDIA_TYPE as FRAMES_MEDIA_TYPE
 from loopline.data.service import DataService
 from loopline.errors import (
     InvalidArgumentError,
@@ -376,11 +377,7 @@ def _store_verified(
     responses={
         200: {
             "description": "One frame per stored blob, in order",
-            "content": {
-                "application/vnd.loopline.blob-frames": {
-                    "schema": {"type": "string", "format": "binary"}
-                }
-            },
+            "content": {FRAMES_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         }
     },
 )
@@ -391,10 +388,8 @@ def get_batch(body: DigestsIn, data: Data) -> Response:
     the client fetches those one by one (``GET /blobs/{digest}``). Nothing is
     verified here; the client checks every frame against its digest.
     """
-    from loopline.data.frames import MEDIA_TYPE
-
     wanted = [_digest(d) for d in body.digests]
-    return StreamingResponse(_frames(data.blobs, wanted), media_type=MEDIA_TYPE)
+    return StreamingResponse(_frames(data.blobs, wanted), media_type=FRAMES_MEDIA_TYPE)
 
 
 def _frames(blobs: BlobStore, wanted: list[Digest]) -> Iterator[bytes]:
