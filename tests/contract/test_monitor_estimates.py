@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -110,12 +110,57 @@ def test_a_run_estimates_quality_then_records_the_realised_quality_once_labels_c
     assert abs(stored["error"]["roc_auc"]) < 0.03
     proba = cancer["model"].predict_proba(cancer["X"].iloc[cancer["cur"]])[:, 1]
     assert stored["realised"]["roc_auc"] == pytest.approx(roc_auc_score(labels, proba))
+    # Realised metrics that were not estimated are kept too.
+    assert stored["realised"]["log_loss"] == pytest.approx(log_loss(labels, proba))
     history = service.store.history("est", category="performance")
     by_metric = {(h["run_id"], h["metric"]): h for h in history}
     est_row = by_metric[(first["run_id"], "estimated.accuracy")]
     real_row = by_metric[(first["run_id"], "accuracy")]
     assert real_row["value"] == pytest.approx(real_accuracy)
     assert real_row["created_at"] == est_row["created_at"]  # one x for both lines of a chart
+
+
+def test_late_labels_give_an_earlier_multiclass_window_its_roc_auc_and_log_loss(
+    db: Database, tmp_path: Path
+) -> None:
+    wine = load_wine(as_frame=True)
+    X, y = wine.data, wine.target
+    order = np.random.default_rng(5).permutation(len(X))
+    train, ref, cur = order[:60], order[60:120], order[120:]
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.05)).fit(
+        X.iloc[train], y.iloc[train]
+    )
+    blobs = open_blob_store(str(tmp_path / "blobs"))
+    svc = MonitorService(db, lambda: DataService.over(db, blobs, user="t", project="default"),
+                         tmp_path / "predictions", user="t")  # fmt: skip
+    try:
+        proba = model.predict_proba(X.iloc[ref])
+        columns = {f"proba_{c}": proba[:, i] for i, c in enumerate(model.classes_)}
+        X.iloc[ref].assign(target=y.iloc[ref], prediction=model.predict(X.iloc[ref]),
+                           **columns).to_csv(tmp_path / "reference.csv", index=False)  # fmt: skip
+        add(svc.data, tmp_path / "reference.csv", "wine")
+        svc.create("mc", deployment="wine-clf", reference="wine@1", target="target", window="1h")
+        served = model.predict_proba(X.iloc[cur])
+        ids = write_predictions(svc.predictions_root, "wine-clf", X.iloc[cur],
+                                predictions=model.predict(X.iloc[cur]).tolist(),
+                                proba={str(c): served[:, i].tolist()
+                                       for i, c in enumerate(model.classes_)},
+                                when=NOW - timedelta(minutes=10), model="wine",
+                                version="1")  # fmt: skip
+        first = svc.run("mc", now=NOW)
+        labels = y.iloc[cur].tolist()
+        write_feedback(svc.predictions_root, "wine-clf", ids, labels, when=NOW + timedelta(hours=2))
+        svc.run("mc", now=NOW + timedelta(hours=3))  # reconciles the first window
+        runs = {r["id"]: r for r in svc.store.runs("mc")}
+        stored = runs[first["run_id"]]["summary"]["estimate"]
+        assert stored["labelled_rows"] == len(labels)
+        assert stored["realised"]["roc_auc"] == pytest.approx(
+            roc_auc_score(labels, served, multi_class="ovr")
+        )
+        assert stored["realised"]["log_loss"] == pytest.approx(log_loss(labels, served))
+        assert set(stored["error"]) == {"accuracy"}  # what was estimated
+    finally:
+        svc.close()
 
 
 def test_an_estimated_drop_alerts_before_any_label(

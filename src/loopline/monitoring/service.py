@@ -529,8 +529,10 @@ class MonitorService:
             if feedback.num_rows <= estimate["labelled_rows"]:
                 continue
             wanted = ["request_id", "variant", f"{predlog.OUTPUT_PREFIX}prediction"]
-            if estimate.get("proba_column"):
-                wanted.append(estimate["proba_column"])
+            # The probabilities realised() scores: P(positive) of a binary model, every
+            # class's column of a multi-class one (as _logged_proba reads them).
+            column = estimate.get("proba_column")
+            wanted += [column] if column else list(estimate.get("proba_columns") or [])
             try:
                 frame = predlog.read_log(self.predictions_root, "predictions", source, start, end,
                                          columns=wanted).to_pandas()  # fmt: skip

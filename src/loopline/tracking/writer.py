@@ -80,7 +80,9 @@ class BatchWriter:
     def metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
         queue = self.queue
         queue.append((run_id, key, value, timestamp, step))
-        if len(queue) > self.high_water:
+        # Once per writer cycle: Event.set takes a lock, and past the high-water mark
+        # every call would (fluent.log_metric inlines this).
+        if len(queue) > self.high_water and not self._wake.is_set():
             self._wake.set()
 
     def put(self, item: tuple[Any, ...]) -> None:

@@ -245,13 +245,15 @@ def _compare_histories(
 
     from loopline.store.metadata.schema import latest_metrics
 
-    for run_id in run_ids:
-        svc.get_run(run_id)  # a 404 names a missing run rather than leaving it out
     query = sa.select(latest_metrics.c.run_id).where(
         latest_metrics.c.run_id.in_(run_ids), latest_metrics.c.key == key
     )
     with svc.db.read() as conn:
         logged = set(conn.execute(query).scalars())
+    for run_id in run_ids:
+        if run_id not in logged:
+            svc.get_run(run_id)  # a 404 names a missing run rather than leaving it out
+    # _history looks each logged run up itself.
     return [_history(svc, r, key, max_points, x) for r in run_ids if r in logged]
 
 
