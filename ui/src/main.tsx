@@ -6,12 +6,13 @@ import {
   Navigate,
   Route,
   Routes,
+  matchPath,
   useLocation,
   useNavigate,
 } from "react-router-dom";
 import { loadSession, post, setCsrfToken, setUnauthenticatedHandler, type Me } from "./api";
 import { Loading } from "./components/common";
-import { lazyComponent } from "./lazy";
+import { lazyComponent, type LazyComponent } from "./lazy";
 import "./styles.css";
 
 // Each view is its own chunk: the first page loads only what it draws.
@@ -28,23 +29,25 @@ const Deployments = view(() => import("./views/Deployments"));
 const Monitoring = view(() => import("./views/Monitoring"));
 const Login = view(() => import("./views/Login"));
 
-/** The view the address opens (boot.ts already fetches its chunk). */
+// The views at their paths: the same table draws the routes and finds the view an
+// address opens, whose chunk (boot.ts fetches it already) is in memory before the
+// first render.
+const VIEWS: [string, LazyComponent<object>][] = [
+  ["/experiments", Experiments],
+  ["/runs", Runs],
+  ["/runs/:runId", RunPage],
+  ["/compare", Compare],
+  ["/data/*", Data],
+  ["/models/*", Models],
+  ["/pipelines/*", Pipelines],
+  ["/deployments/*", Deployments],
+  ["/monitoring/*", Monitoring],
+];
+
 function firstView(path: string): { preload: () => Promise<void> } | undefined {
-  if (/^\/runs\/[^/]+$/.test(path)) return RunPage;
-  const top = path.split("/")[1] ?? "";
-  const views: Record<string, { preload: () => Promise<void> }> = {
-    "": Experiments,
-    experiments: Experiments,
-    runs: Runs,
-    compare: Compare,
-    data: Data,
-    models: Models,
-    pipelines: Pipelines,
-    deployments: Deployments,
-    monitoring: Monitoring,
-    login: Login,
-  };
-  return views[top];
+  if (path === "/") return Experiments; // where "/" leads
+  if (path === "/login") return Login;
+  return VIEWS.find(([pattern]) => matchPath(pattern, path))?.[1];
 }
 
 function useSession(): [Me | null | undefined, (me: Me | null) => void] {
@@ -113,15 +116,9 @@ function Shell() {
           <Routes>
             <Route path="/" element={<Navigate to="/experiments" replace />} />
             <Route path="/login" element={<Login onLogin={(found) => setMe(found)} />} />
-            <Route path="/experiments" element={<Experiments />} />
-            <Route path="/runs" element={<Runs />} />
-            <Route path="/runs/:runId" element={<RunPage />} />
-            <Route path="/compare" element={<Compare />} />
-            <Route path="/data/*" element={<Data />} />
-            <Route path="/models/*" element={<Models />} />
-            <Route path="/pipelines/*" element={<Pipelines />} />
-            <Route path="/deployments/*" element={<Deployments />} />
-            <Route path="/monitoring/*" element={<Monitoring />} />
+            {VIEWS.map(([path, View]) => (
+              <Route key={path} path={path} element={<View />} />
+            ))}
             <Route path="*" element={<NotFound />} />
           </Routes>
       </main>
