@@ -111,11 +111,11 @@ def _show(deployment: Deployment, as_json: bool, history: list[Any] | None = Non
         "  shadow     " + (f"{shadow['model']} version {shadow['version']}" if shadow else "none")
     )
     if deployment.limits:
-        rule = {"promote_after_requests", "promote_after_seconds"}
-        shown = ", ".join(
-            f"{k}={v:g}" for k, v in sorted(deployment.limits.items()) if k not in rule
-        )
-        console.print(f"  limits     {shown}")
+        from loopline.serving.deployments import describe_limits
+
+        # The promotion rule gets its own line.
+        health = {k: v for k, v in deployment.limits.items() if not k.startswith("promote_")}
+        console.print(f"  limits     {describe_limits(health)}")
     console.print(f"  promotion  {escape(_describe_rule(deployment.limits))}")
     if history:
         grid = table("Revision", "When", "Action", "By", "Reason", title="History")

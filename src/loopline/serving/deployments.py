@@ -46,6 +46,7 @@ __all__ = [
     "DeploymentChange",
     "DeploymentService",
     "check_deployment_name",
+    "describe_limits",
     "open_deployment_api",
     "open_deployments",
 ]
@@ -361,7 +362,7 @@ class DeploymentService:
 
         reason = f"{percent:g}% of traffic to {model} version {version}"
         if changes:
-            reason += "; " + _describe(changes)
+            reason += "; " + describe_limits(changes)
         return self._change(name, "canary_started", update, reason=reason)
 
     def set_shadow(self, name: str, model_uri: str | None) -> Deployment:
@@ -383,7 +384,7 @@ class DeploymentService:
             name,
             "limits_changed",
             lambda d: _with(d, limits={**d.limits, **changes}),
-            reason=_describe(changes),
+            reason=describe_limits(changes),
         )
 
     def promote(
@@ -656,7 +657,12 @@ def _check_rule(limits: dict[str, Any]) -> None:
         )
 
 
-def _describe(limits: dict[str, Any]) -> str:
+def describe_limits(limits: dict[str, Any]) -> str:
+    """Limits as ``key=value`` text, in key order.
+
+    >>> describe_limits({"min_requests": 30, "max_p99_ms": 250.0})
+    'max_p99_ms=250, min_requests=30'
+    """
     return ", ".join(f"{k}={v:g}" for k, v in sorted(limits.items()))
 
 
